@@ -1,0 +1,42 @@
+# planb: the commands the README names. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PYTHON      ?= python3
+CARGO       ?= cargo
+MUSL_TARGET := x86_64-unknown-linux-musl
+PROXY_MUSL  := target/$(MUSL_TARGET)/release/planb-proxy
+
+.PHONY: help venv build release proxy-release lint test test-rust
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.ready ## the Python venv with moto's server, boto3, hadolint and cfn-lint
+
+$(VENV)/.ready: testkit/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r testkit/requirements.txt
+	touch $@
+
+build: ## debug builds of both binaries
+	$(CARGO) build --workspace
+
+release: ## release builds of both binaries (target/release/planb-{proxy,backend})
+	$(CARGO) build --release --workspace --bins
+
+proxy-release: ## the static musl planb-proxy that infra ships (target/x86_64-unknown-linux-musl/release/planb-proxy)
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL_TARGET) -p planb-proxy
+	@ls -l $(PROXY_MUSL)
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust: venv ## every Rust test (unit, integration, moto)
+	$(CARGO) test --workspace
+
+test: lint test-rust ## every test and gate (what CI runs)

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Seed moto's server the way a deploy seeds AWS, with real boto3 calls.
+
+  moto_seed.py cognito --endpoint URL [--region R] [--user NAME] [--group G ...]
+      creates a user pool, an app client (admin auth flow), a user with a
+      permanent password, puts the user in each group, signs in with
+      AdminInitiateAuth and prints JSON: pool_id, client_id, region, username,
+      password, sub, access_token, id_token, issuer, jwks_url.
+      --pool-id/--client-id reuse an existing pool and client (another user).
+  moto_seed.py ssm-put --endpoint URL --name NAME --value VALUE [--region R]
+      puts (overwrites) a String parameter and prints JSON {name, value, version}.
+"""
+import argparse
+import json
+import sys
+
+import boto3
+
+PASSWORD = "Planb-Passw0rd!"
+
+
+def client(kind, args):
+    return boto3.client(kind, endpoint_url=args.endpoint, region_name=args.region,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def cognito(args):
+    idp = client("cognito-idp", args)
+    pool = args.pool_id or idp.create_user_pool(PoolName="planb")["UserPool"]["Id"]
+    app = args.client_id or idp.create_user_pool_client(
+        UserPoolId=pool, ClientName="planb",
+        ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(UserPoolId=pool, Username=args.user, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=pool, Username=args.user, Password=PASSWORD, Permanent=True)
+    for group in args.group:
+        try:
+            idp.create_group(UserPoolId=pool, GroupName=group)
+        except idp.exceptions.GroupExistsException:
+            pass
+        idp.admin_add_user_to_group(UserPoolId=pool, Username=args.user, GroupName=group)
+    auth = idp.admin_initiate_auth(
+        UserPoolId=pool, ClientId=app, AuthFlow="ADMIN_NO_SRP_AUTH",
+        AuthParameters={"USERNAME": args.user, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    attrs = idp.admin_get_user(UserPoolId=pool, Username=args.user)["UserAttributes"]
+    sub = next(a["Value"] for a in attrs if a["Name"] == "sub")
+    endpoint = args.endpoint.rstrip("/")
+    return {
+        "pool_id": pool, "client_id": app, "region": args.region, "username": args.user,
+        "password": PASSWORD, "sub": sub, "groups": args.group,
+        "access_token": auth["AccessToken"], "id_token": auth["IdToken"],
+        "issuer": f"https://cognito-idp.{args.region}.amazonaws.com/{pool}",
+        "jwks_url": f"{endpoint}/{pool}/.well-known/jwks.json",
+    }
+
+
+def ssm_put(args):
+    ssm = client("ssm", args)
+    version = ssm.put_parameter(Name=args.name, Value=args.value, Type="String", Overwrite=True)["Version"]
+    return {"name": args.name, "value": args.value, "version": version}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cognito")
+    c.add_argument("--user", default="alice")
+    c.add_argument("--group", action="append", default=[])
+    c.add_argument("--pool-id")
+    c.add_argument("--client-id")
+    s = sub.add_parser("ssm-put")
+    s.add_argument("--name", required=True)
+    s.add_argument("--value", required=True)
+    for p in (c, s):
+        p.add_argument("--endpoint", required=True)
+        p.add_argument("--region", default="ap-northeast-1")
+    args = ap.parse_args()
+    json.dump(cognito(args) if args.cmd == "cognito" else ssm_put(args), sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
