@@ -40,3 +40,24 @@ test-rust: venv ## every Rust test (unit, integration, moto)
 	$(CARGO) test --workspace
 
 test: lint test-rust ## every test and gate (what CI runs)
+
+# --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
+.PHONY: demo up down loadtest test-e2e
+CONNECTIONS ?= 50
+DURATION    ?= 10s
+
+demo: ## the whole Plan B path locally: 200, two 401s, an oha run through the proxy; stops everything
+	@CONNECTIONS=$(CONNECTIONS) DURATION=$(DURATION) scripts/stack.sh demo
+
+up: ## start the local stack and keep it running (prints curl and oha commands)
+	@scripts/stack.sh up
+
+down: ## stop the local stack
+	@scripts/stack.sh down
+
+loadtest: ## oha through the proxy of a running stack (CONNECTIONS=50 DURATION=10s)
+	@CONNECTIONS=$(CONNECTIONS) DURATION=$(DURATION) scripts/stack.sh loadtest
+
+test-e2e: venv ## end-to-end tests through the local stack (debug builds)
+	$(CARGO) build --workspace --bins
+	PLANB_PROFILE=debug $(VENV)/bin/pytest -q testkit/e2e
