@@ -1,1 +1,60 @@
-fn main() {}
+//! planb-backend: configuration from the environment, then the server until SIGTERM.
+
+use std::process::ExitCode;
+
+use planb_backend::config::{Config, USAGE};
+use planb_backend::{logging, server};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("planb-backend: unexpected argument {other:?}: it takes none (see --help)");
+            return ExitCode::from(2);
+        }
+    }
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(line) => {
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything that can fail at start-up returns one line that names its cause.
+fn start() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    logging::init(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("planb-backend: tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|e| {
+                format!(
+                    "planb-backend: LISTEN_ADDR: cannot listen on {}: {e}",
+                    config.listen_addr
+                )
+            })?;
+        tracing::info!(
+            addr = %config.listen_addr,
+            issuer = %config.issuer,
+            jwks_url = %config.jwks_url,
+            alb_check = config.alb.is_some(),
+            token_cache_size = config.token_cache_size,
+            "planb-backend listening"
+        );
+        server::run(&config, listener, server::shutdown_signal()).await
+    })?;
+    // Do not wait for stray blocking tasks (DNS lookups) past the drain.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! From a request's headers to a verified identity.
+//!
+//! [`Authenticator::authenticate`] finds the token (one source, unambiguous),
+//! answers from the verified-token cache when it can, and otherwise runs the
+//! rules in order: shape and types ([`jwt::parse`]), key ([`jwks`]), signature,
+//! claims, then the optional ALB data check ([`alb`]).
+
+pub mod alb;
+pub mod cache;
+pub mod fetch;
+pub mod jwks;
+pub mod jwt;
+
+use bytes::Bytes;
+use hyper::header::{HeaderMap, AUTHORIZATION};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::Rejection;
+use crate::metrics::Metrics;
+use alb::{AlbVerifier, Identities};
+use cache::{key_of, unix_now, Expires, TokenCache};
+use fetch::Fetcher;
+use jwks::JwksCache;
+use jwt::{Claims, Expected, MAX_TOKEN_LEN};
+
+/// The header ALB puts the access token in.
+pub const ACCESS_TOKEN_HEADER: &str = "x-amzn-oidc-accesstoken";
+/// The header ALB puts its signed user claims in.
+pub const OIDC_DATA_HEADER: &str = "x-amzn-oidc-data";
+/// The header ALB puts the user's `sub` in.
+pub const OIDC_IDENTITY_HEADER: &str = "x-amzn-oidc-identity";
+
+/// A verified caller, as cached: the claims the API uses, and the `/api/me`
+/// body serialised once so a cache hit does no JSON work.
+#[derive(Debug)]
+pub struct Verified {
+    /// The user's `sub`.
+    pub sub: String,
+    /// The user's Cognito groups.
+    pub groups: Vec<String>,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+    /// The token's `exp`, seconds since the epoch.
+    pub exp: f64,
+    /// `{"sub","username","client_id","scope":[...],"groups":[...],"exp"}`.
+    pub me_body: Bytes,
+}
+
+impl Expires for Verified {
+    fn expires_at(&self) -> f64 {
+        self.exp
+    }
+}
+
+impl Verified {
+    /// Builds the identity from claims that passed every rule.
+    fn from_claims(claims: Claims) -> Verified {
+        let scopes: Vec<String> = claims.scopes().map(str::to_string).collect();
+        let groups = claims.groups.unwrap_or_default();
+        let exp = claims.exp.unwrap_or(0.0);
+        // A whole-second exp (always, from Cognito) prints as an integer.
+        let exp_json = if exp.fract() == 0.0 && exp.abs() < 9.0e15 {
+            serde_json::Value::from(exp as i64)
+        } else {
+            serde_json::Value::from(exp)
+        };
+        let body = serde_json::json!({
+            "sub": claims.sub,
+            "username": claims.username,
+            "client_id": claims.client_id,
+            "scope": scopes,
+            "groups": groups,
+            "exp": exp_json,
+        });
+        Verified {
+            sub: claims.sub.unwrap_or_default(),
+            groups,
+            scopes,
+            exp,
+            me_body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// True when the caller is in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+
+    /// True when the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Verifies callers: owns the JWKS, the token cache and the optional ALB check.
+pub struct Authenticator {
+    expected: Expected,
+    jwks: Arc<JwksCache>,
+    cache: TokenCache<Verified>,
+    alb: Option<AlbVerifier>,
+    metrics: Arc<Metrics>,
+}
+
+impl Authenticator {
+    /// Everything `config` asks for; the JWKS is not fetched yet (see [`JwksCache::load`]).
+    pub fn new(
+        config: &Config,
+        jwks: Arc<JwksCache>,
+        fetcher: Fetcher,
+        metrics: Arc<Metrics>,
+    ) -> Authenticator {
+        let alb = config.alb.as_ref().map(|alb| {
+            AlbVerifier::new(
+                alb,
+                &config.issuer,
+                &config.client_ids,
+                config.leeway,
+                fetcher,
+                metrics.clone(),
+            )
+        });
+        Authenticator {
+            expected: Expected {
+                issuer: config.issuer.clone(),
+                client_ids: config.client_ids.clone(),
+                leeway: config.leeway,
+            },
+            jwks,
+            cache: TokenCache::new(config.token_cache_size),
+            alb,
+            metrics,
+        }
+    }
+
+    /// Verifies the caller of a request with these headers.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Verified>, Rejection> {
+        let token = token_from(headers)?;
+        let now = unix_now();
+        let verified = self.verify_token(token, now).await?;
+        if let Some(alb) = &self.alb {
+            let data =
+                single_header(headers, OIDC_DATA_HEADER)?.ok_or(Rejection::AlbDataMissing)?;
+            let identity_header = single_header(headers, OIDC_IDENTITY_HEADER)?;
+            let who = Identities {
+                access_sub: &verified.sub,
+                identity_header,
+            };
+            alb.verify(data, who, now).await?;
+        }
+        Ok(verified)
+    }
+
+    /// Rules 1-7 and 10 for one access token.
+    pub async fn verify_token(&self, token: &str, now: f64) -> Result<Arc<Verified>, Rejection> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Rejection::TokenTooLarge);
+        }
+        let key = self.cache.enabled().then(|| key_of(token));
+        if let Some(key) = &key {
+            let hit = self.cache.get(key, now);
+            self.metrics.cache_lookup(hit.is_some());
+            if let Some(hit) = hit {
+                return Ok(hit);
+            }
+        }
+        let parsed = jwt::parse(token)?;
+        let jwk = self.jwks.key(&parsed.kid).await?;
+        jwk.verify(parsed.signing_input, &parsed.signature)?;
+        parsed.claims.check(&self.expected, now)?;
+        let verified = Arc::new(Verified::from_claims(parsed.claims));
+        if let Some(key) = key {
+            self.cache.insert(key, verified.clone());
+        }
+        Ok(verified)
+    }
+
+    /// Verified tokens currently cached.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.len()
+    }
+}
+
+/// The one value of header `name`, if sent; repeated is ambiguous, non-ASCII is malformed.
+fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::AmbiguousToken);
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| Rejection::MalformedToken)
+}
+
+/// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`.
+/// Both present and different is refused: which one is meant is unclear.
+pub fn token_from(headers: &HeaderMap) -> Result<&str, Rejection> {
+    let alb_token = single_header(headers, ACCESS_TOKEN_HEADER)?;
+    let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
+        0 => None,
+        1 => Some(bearer_token(&headers[AUTHORIZATION])?),
+        _ => return Err(Rejection::AmbiguousToken),
+    };
+    match (alb_token, bearer) {
+        (Some(a), Some(b)) if a != b => Err(Rejection::AmbiguousToken),
+        (Some(t), _) | (None, Some(t)) if t.is_empty() => Err(Rejection::MalformedToken),
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(Rejection::MissingToken),
+    }
+}
+
+fn bearer_token(value: &hyper::header::HeaderValue) -> Result<&str, Rejection> {
+    let text = value
+        .to_str()
+        .map_err(|_| Rejection::MalformedAuthorization)?;
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(Rejection::MalformedAuthorization),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use hyper::header::HeaderValue;
+    use serde_json::json;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn token_sources() {
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"a.b.c")])),
+            Ok("a.b.c")
+        );
+        assert_eq!(
+            token_from(&headers(&[("authorization", b"Bearer a.b.c")])),
+            Ok("a.b.c")
+        );
+        assert_eq!(
+            token_from(&headers(&[("authorization", b"bearer a.b.c")])),
+            Ok("a.b.c")
+        );
+        let same = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("authorization", b"Bearer a.b.c"),
+        ]);
+        assert_eq!(token_from(&same), Ok("a.b.c"));
+        assert_eq!(token_from(&HeaderMap::new()), Err(Rejection::MissingToken));
+    }
+
+    #[test]
+    fn ambiguous_token_sources_are_refused() {
+        let both = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("authorization", b"Bearer x.y.z"),
+        ]);
+        assert_eq!(token_from(&both), Err(Rejection::AmbiguousToken));
+        let twice = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+        ]);
+        assert_eq!(token_from(&twice), Err(Rejection::AmbiguousToken));
+        let two_auth = headers(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Bearer a"),
+        ]);
+        assert_eq!(token_from(&two_auth), Err(Rejection::AmbiguousToken));
+    }
+
+    #[test]
+    fn malformed_token_headers_are_refused() {
+        for v in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Token a.b.c",
+            b"Bearer \xff",
+        ] {
+            assert_eq!(
+                token_from(&headers(&[("authorization", v)])),
+                Err(Rejection::MalformedAuthorization)
+            );
+        }
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"\xfe\xff")])),
+            Err(Rejection::MalformedToken)
+        );
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"")])),
+            Err(Rejection::MalformedToken)
+        );
+    }
+
+    #[test]
+    fn the_me_body_is_serialised_once_from_the_claims() {
+        let mut claims = good_claims();
+        claims["exp"] = json!(1_800_000_000);
+        let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), &claims, b"s");
+        let v = Verified::from_claims(jwt::parse(&tok).unwrap().claims);
+        let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "sub": SUB, "username": "alice", "client_id": CLIENT,
+                "scope": ["aws.cognito.signin.user.admin", "planb/read"],
+                "groups": ["admins"], "exp": 1_800_000_000,
+            })
+        );
+        assert!(v.in_group("admins") && !v.in_group("admin"));
+        assert!(v.has_scope("planb/read") && !v.has_scope("planb"));
+    }
+}

@@ -1,0 +1,381 @@
+//! Configuration from the environment (12-factor, as ECS passes it).
+//!
+//! The seed's variable names stay. Every problem is reported as one line that
+//! names the variable, and `main` exits non-zero with it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The usage text `--help` prints: every variable, its meaning and default.
+pub const USAGE: &str = "\
+planb-backend: verifies Cognito access tokens and serves the Plan B API.
+
+Usage: planb-backend            (configured by environment variables)
+       planb-backend --help
+
+Environment:
+  COGNITO_USER_POOL_ID  user pool id, REGION_xxxx                         (required)
+  COGNITO_REGION        the pool's region, e.g. eu-west-1                  (required)
+  COGNITO_APP_CLIENT_ID allowed app client id(s), comma separated          (required)
+  COGNITO_JWKS_URL      JWKS URL override (local stacks)   (default {issuer}/.well-known/jwks.json)
+  LISTEN_ADDR           host:port to listen on                     (default 0.0.0.0:8080)
+  ALB_ARN               when set, x-amzn-oidc-data is required and its signer must equal it
+  ALB_PUBLIC_KEY_URL    ALB public key base URL (default https://public-keys.auth.elb.{ARN region}.amazonaws.com)
+  TOKEN_CACHE_SIZE      verified tokens kept in memory, 0 turns the cache off (default 100000)
+  JWT_LEEWAY_SECS       clock skew allowed for exp/nbf, seconds                (default 0)
+  ADMIN_GROUP           Cognito group GET /api/admin requires             (default admins)
+  PROFILE_SCOPE         OAuth scope GET /api/profile requires (default aws.cognito.signin.user.admin)
+  RUST_LOG              tracing filter                                       (default info)
+  LOG_FORMAT            json or text                                         (default json)
+
+Routes: GET /health, /ready, /api/me, /api/admin, /api/profile, /metrics.
+";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default: CloudWatch parses it).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// The optional check of the ALB's `x-amzn-oidc-data` (rule 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlbConfig {
+    /// The load balancer that must have signed the data token.
+    pub arn: String,
+    /// Base URL of the ALB public keys; the key for `kid` is at `{base}/{kid}`.
+    pub key_url: String,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `COGNITO_USER_POOL_ID`.
+    pub pool_id: String,
+    /// `COGNITO_REGION`.
+    pub region: String,
+    /// `COGNITO_APP_CLIENT_ID`, split on commas.
+    pub client_ids: Vec<String>,
+    /// `https://cognito-idp.{region}.amazonaws.com/{pool}`: the only accepted `iss`.
+    pub issuer: String,
+    /// Where the JWKS is fetched from.
+    pub jwks_url: String,
+    /// `LISTEN_ADDR`.
+    pub listen_addr: SocketAddr,
+    /// `ALB_ARN` and its key URL, when set.
+    pub alb: Option<AlbConfig>,
+    /// `TOKEN_CACHE_SIZE`; 0 disables the verified-token cache.
+    pub token_cache_size: u64,
+    /// `JWT_LEEWAY_SECS`.
+    pub leeway: Duration,
+    /// `ADMIN_GROUP`: the group `/api/admin` requires.
+    pub admin_group: String,
+    /// `PROFILE_SCOPE`: the scope `/api/profile` requires.
+    pub profile_scope: String,
+    /// `RUST_LOG`.
+    pub log_filter: String,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+/// A missing or malformed variable: `Display` is the one line `main` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "planb-backend: {}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Reads variables through `get` (the environment, or a map in tests).
+    /// An empty value counts as unset, as ECS task definitions often leave them.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let pool_id = required(&get, "COGNITO_USER_POOL_ID")?;
+        if !valid_pool_id(&pool_id) {
+            return Err(bad("COGNITO_USER_POOL_ID", "must look like REGION_xxxx"));
+        }
+        let region = required(&get, "COGNITO_REGION")?;
+        if !valid_region(&region) {
+            return Err(bad(
+                "COGNITO_REGION",
+                "must be an AWS region such as eu-west-1",
+            ));
+        }
+        let client_ids = parse_client_ids(&required(&get, "COGNITO_APP_CLIENT_ID")?)?;
+        let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}");
+        let jwks_url = match get("COGNITO_JWKS_URL") {
+            Some(u) => http_url("COGNITO_JWKS_URL", u)?,
+            None => format!("{issuer}/.well-known/jwks.json"),
+        };
+        let listen_addr = parse_var(&get, "LISTEN_ADDR", "0.0.0.0:8080", "must be host:port")?;
+        let alb = match get("ALB_ARN") {
+            Some(arn) => Some(alb_config(arn, get("ALB_PUBLIC_KEY_URL"))?),
+            None => None,
+        };
+        let token_cache_size =
+            parse_var(&get, "TOKEN_CACHE_SIZE", "100000", "must be a whole number")?;
+        let leeway_secs: u64 = parse_var(&get, "JWT_LEEWAY_SECS", "0", "must be whole seconds")?;
+        if leeway_secs > 300 {
+            return Err(bad("JWT_LEEWAY_SECS", "must be at most 300"));
+        }
+        let log_format = match get("LOG_FORMAT").as_deref().unwrap_or("json") {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            _ => return Err(bad("LOG_FORMAT", "must be json or text")),
+        };
+        Ok(Config {
+            pool_id,
+            region,
+            client_ids,
+            issuer,
+            jwks_url,
+            listen_addr,
+            alb,
+            token_cache_size,
+            leeway: Duration::from_secs(leeway_secs),
+            admin_group: get("ADMIN_GROUP").unwrap_or_else(|| "admins".into()),
+            profile_scope: get("PROFILE_SCOPE")
+                .unwrap_or_else(|| "aws.cognito.signin.user.admin".into()),
+            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<String, ConfigError> {
+    get(var)
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| bad(var, "required, not set"))
+}
+
+fn parse_var<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+    problem: &str,
+) -> Result<T, ConfigError> {
+    let raw = get(var).unwrap_or_else(|| default.to_string());
+    raw.trim()
+        .parse()
+        .map_err(|_| bad(var, format!("{problem}, got {raw:?}")))
+}
+
+/// `region_xxxx`: the region part and an id of letters and digits.
+fn valid_pool_id(pool: &str) -> bool {
+    match pool.split_once('_') {
+        Some((region, id)) => {
+            valid_region(region) && !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+/// Lowercase letters, digits and dashes, e.g. `ap-northeast-1`; it ends up in URLs.
+fn valid_region(region: &str) -> bool {
+    region.len() <= 32
+        && region.contains('-')
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn parse_client_ids(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let ids: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(bad(
+            "COGNITO_APP_CLIENT_ID",
+            "must be comma-separated app client ids (letters and digits)",
+        ));
+    }
+    Ok(ids)
+}
+
+fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/').to_string();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(bad(var, "must be an http:// or https:// URL"))
+    }
+}
+
+/// Validates `arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID`
+/// and derives the key URL from its region: the token never chooses where keys come from.
+fn alb_config(arn: String, key_url: Option<String>) -> Result<AlbConfig, ConfigError> {
+    let arn = arn.trim().to_string();
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "elasticloadbalancing"
+        && valid_region(parts[3])
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].starts_with("loadbalancer/app/");
+    if !ok {
+        return Err(bad(
+            "ALB_ARN",
+            "must be an application load balancer ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID)",
+        ));
+    }
+    let key_url = match key_url {
+        Some(u) => http_url("ALB_PUBLIC_KEY_URL", u)?,
+        None if parts[1] == "aws" => {
+            format!("https://public-keys.auth.elb.{}.amazonaws.com", parts[3])
+        }
+        None => {
+            return Err(bad(
+                "ALB_PUBLIC_KEY_URL",
+                "required when ALB_ARN is outside the aws partition",
+            ))
+        }
+    };
+    Ok(AlbConfig { arn, key_url })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("COGNITO_USER_POOL_ID", "eu-west-1_AbC123"),
+        ("COGNITO_REGION", "eu-west-1"),
+        ("COGNITO_APP_CLIENT_ID", "client1, client2"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut all = BASE.to_vec();
+        all.extend_from_slice(extra);
+        lookup(&all)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(
+            c.issuer,
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+        );
+        assert_eq!(c.jwks_url, format!("{}/.well-known/jwks.json", c.issuer));
+        assert_eq!(c.client_ids, ["client1", "client2"]);
+        assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.token_cache_size, 100_000);
+        assert_eq!(c.leeway, Duration::ZERO);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.admin_group, "admins");
+        assert_eq!(c.profile_scope, "aws.cognito.signin.user.admin");
+        assert!(c.alb.is_none());
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for skip in 0..BASE.len() {
+            let pairs: Vec<_> = BASE
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, p)| *p)
+                .collect();
+            let err = lookup(&pairs).unwrap_err();
+            assert_eq!(err.var, BASE[skip].0);
+            assert!(err.to_string().contains(BASE[skip].0));
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (var, val) in [
+            ("LISTEN_ADDR", "nope"),
+            ("TOKEN_CACHE_SIZE", "-1"),
+            ("TOKEN_CACHE_SIZE", "lots"),
+            ("JWT_LEEWAY_SECS", "1h"),
+            ("LOG_FORMAT", "xml"),
+            ("COGNITO_JWKS_URL", "file:///etc/passwd"),
+            ("ALB_ARN", "arn:aws:s3:::bucket"),
+            ("COGNITO_REGION", "EU WEST"),
+            ("COGNITO_USER_POOL_ID", "nounderscore"),
+            ("COGNITO_APP_CLIENT_ID", "a,,b"),
+        ] {
+            let mut pairs: Vec<_> = BASE.iter().filter(|(k, _)| *k != var).copied().collect();
+            pairs.push((var, val));
+            assert_eq!(lookup(&pairs).unwrap_err().var, var, "{var}={val}");
+        }
+    }
+
+    #[test]
+    fn alb_key_url_comes_from_the_arn_region() {
+        let arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/planb/50dc6c495c0c9188";
+        let c = with(&[("ALB_ARN", arn)]).unwrap();
+        let alb = c.alb.unwrap();
+        assert_eq!(alb.arn, arn);
+        assert_eq!(
+            alb.key_url,
+            "https://public-keys.auth.elb.us-east-2.amazonaws.com"
+        );
+        let c = with(&[
+            ("ALB_ARN", arn),
+            ("ALB_PUBLIC_KEY_URL", "http://127.0.0.1:9/keys/"),
+        ])
+        .unwrap();
+        assert_eq!(c.alb.unwrap().key_url, "http://127.0.0.1:9/keys");
+    }
+
+    #[test]
+    fn jwks_override_and_text_logs() {
+        let c = with(&[
+            (
+                "COGNITO_JWKS_URL",
+                "http://127.0.0.1:5000/pool/.well-known/jwks.json",
+            ),
+            ("LOG_FORMAT", "text"),
+            ("TOKEN_CACHE_SIZE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.jwks_url,
+            "http://127.0.0.1:5000/pool/.well-known/jwks.json"
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.token_cache_size, 0);
+    }
+}

@@ -1,0 +1,98 @@
+//! The hyper accept loop and graceful shutdown.
+//!
+//! HTTP/1.1 only (ALB speaks it to targets). On shutdown the listener is
+//! closed first (new connections are refused, ALB has already deregistered
+//! the task), in-flight requests finish, idle keep-alive connections are
+//! closed, and after [`DRAIN_LIMIT`] whatever is left is dropped: ECS sends
+//! SIGKILL 30 s after SIGTERM.
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::routes::{self, App};
+
+/// Longest wait for in-flight requests after a shutdown signal.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// Keep-alive connections may idle this long between requests. Above ALB's
+/// default 60 s idle timeout, as AWS advises, so ALB closes first and never
+/// sends on a connection we are closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(65);
+
+/// Builds the app for `config`, starts the background JWKS load, and serves
+/// `listener` until `shutdown` completes; then drains.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let app = Arc::new(crate::build_app(config)?);
+    let jwks = app.jwks.clone();
+    let loader = tokio::spawn(async move { jwks.load().await });
+    serve(app, listener, shutdown).await;
+    loader.abort();
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(IDLE_TIMEOUT);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let app = app.clone();
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let app = app.clone();
+                        async move {
+                            let resp = routes::handle(&app, req.method(), req.uri().path(), req.headers()).await;
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                    tokio::spawn(async move {
+                        // Client resets and timeouts end up here; they are the client's business.
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: listener closed, draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(DRAIN_LIMIT) => tracing::warn!("drain limit reached; dropping remaining connections"),
+    }
+}
+
+/// Completes on SIGTERM (ECS stopping the task) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
