@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { App } from 'aws-cdk-lib';
+import { buildApp } from '../lib/app';
+import { ConfigError, readConfig } from '../lib/config';
+
+const app = new App();
+try {
+  // Say which example values from cdk.json are still in place: synth works with them, deploy won't.
+  for (const key of readConfig(app.node).placeholders) {
+    console.warn(`note: ${key} still holds the example value from cdk.json; pass -c ${key}=... to deploy`);
+  }
+  buildApp(app);
+} catch (error) {
+  // A bad input is the user's to fix: one line naming the context key, no stack trace.
+  if (error instanceof ConfigError) {
+    console.error(`error: ${error.message}`);
+    process.exit(1);
+  }
+  throw error;
+}

@@ -1,0 +1,247 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Node } from 'constructs';
+
+/** The infra/ directory: relative context paths are resolved against it, not the caller's cwd. */
+export const INFRA_DIR = path.resolve(__dirname, '..');
+
+/** The repository root: the Docker build context of the backend image and home of `systemd/`. */
+export const REPO_ROOT = path.resolve(INFRA_DIR, '..');
+
+/** Prefix of every context key this app reads (`cdk.json` or `-c planb:key=value`). */
+export const CONTEXT_PREFIX = 'planb:';
+
+/** The CPU architecture of both tiers: the proxy instances and the backend tasks. */
+export type Architecture = 'x86_64' | 'arm64';
+
+/** How ALB1's HTTPS listener gets its certificate and which host name users type. */
+export type CertificateSource =
+  | {
+      /** An existing ACM certificate in the stack's region. */
+      readonly kind: 'arn';
+      readonly certificateArn: string;
+      /** The host name users type; when unset, ALB1's own DNS name is used. */
+      readonly domainName?: string;
+      /** When set together with domainName, the stack adds an alias record for it. */
+      readonly hostedZone?: HostedZoneRef;
+    }
+  | {
+      /** A new DNS-validated ACM certificate for domainName, validated in hostedZone. */
+      readonly kind: 'dns';
+      readonly domainName: string;
+      readonly hostedZone: HostedZoneRef;
+    };
+
+/** A Route 53 public hosted zone given by id and name (no lookup: synth stays offline). */
+export interface HostedZoneRef {
+  readonly hostedZoneId: string;
+  readonly zoneName: string;
+}
+
+/** Every input of the stack, validated; built from context by {@link readConfig}. */
+export interface PlanBConfig {
+  readonly stackName: string;
+  readonly region: string;
+  readonly certificate: CertificateSource;
+  readonly cognitoDomainPrefix: string;
+  /** Absolute path of the planb-proxy binary shipped as an S3 asset. */
+  readonly proxyBinaryPath: string;
+  readonly architecture: Architecture;
+  readonly proxyInstanceType: string;
+  readonly ssmParameterName: string;
+  readonly natGateways: number;
+  readonly proxyMinCapacity: number;
+  readonly proxyMaxCapacity: number;
+  readonly backendMinCapacity: number;
+  readonly backendMaxCapacity: number;
+  /** Pass ALB1's ARN to the backend as ALB_ARN so it verifies x-amzn-oidc-data too. */
+  readonly verifyAlbSignature: boolean;
+  /** Cognito MFA: 'required' (TOTP) or 'optional'. */
+  readonly mfa: 'required' | 'optional';
+  /** Context keys still holding the example values shipped in cdk.json (fine for synth, not for deploy). */
+  readonly placeholders: string[];
+}
+
+/**
+ * The example certificate ARN in cdk.json (123456789012 is AWS's documentation account).
+ * It lets `cdk synth` run out of the box; a deploy needs a real one.
+ */
+export const PLACEHOLDER_CERTIFICATE_ARN =
+  'arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000';
+
+/** Raised for a missing or malformed context value; the message names the key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function isPlaceholderArn(arn: string): boolean {
+  return arn.split(':')[4] === '123456789012';
+}
+
+function key(name: string): string {
+  return `${CONTEXT_PREFIX}${name}`;
+}
+
+/** Context values come typed from cdk.json but as strings from `-c`: treat both alike. */
+function raw(node: Node, name: string): string | undefined {
+  const value = node.tryGetContext(key(name));
+  if (value === undefined || value === null) return undefined;
+  const text = String(value).trim();
+  return text === '' ? undefined : text;
+}
+
+function required(node: Node, name: string, hint: string): string {
+  const value = raw(node, name);
+  if (value === undefined) {
+    throw new ConfigError(
+      `missing context value ${key(name)}: ${hint} (set it in infra/cdk.json or pass -c ${key(name)}=...)`,
+    );
+  }
+  return value;
+}
+
+function integer(node: Node, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(node, name);
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`context value ${key(name)} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function boolean(node: Node, name: string, fallback: boolean): boolean {
+  const value = raw(node, name);
+  if (value === undefined) return fallback;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(`context value ${key(name)} must be true or false, got "${value}"`);
+}
+
+function oneOf<T extends string>(node: Node, name: string, allowed: readonly T[], fallback: T): T {
+  const value = raw(node, name) ?? fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`context value ${key(name)} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+function hostedZone(node: Node): HostedZoneRef | undefined {
+  const hostedZoneId = raw(node, 'hostedZoneId');
+  if (hostedZoneId === undefined) return undefined;
+  const zoneName = required(node, 'hostedZoneName', `the name of hosted zone ${hostedZoneId} (no lookups at synth)`);
+  return { hostedZoneId, zoneName: zoneName.replace(/\.$/, '') };
+}
+
+function certificate(node: Node, region: string): CertificateSource {
+  const certificateArn = raw(node, 'certificateArn');
+  const domainName = raw(node, 'domainName')?.toLowerCase();
+  const zone = hostedZone(node);
+  if (domainName !== undefined && !/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/.test(domainName)) {
+    throw new ConfigError(`context value ${key('domainName')} is not a DNS name: "${domainName}"`);
+  }
+  if (zone && domainName && !(domainName === zone.zoneName || domainName.endsWith(`.${zone.zoneName}`))) {
+    throw new ConfigError(
+      `context value ${key('domainName')} (${domainName}) is not inside ${key('hostedZoneName')} (${zone.zoneName})`,
+    );
+  }
+  if (certificateArn !== undefined) {
+    const match = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[A-Za-z0-9-]+$/.exec(certificateArn);
+    if (!match) {
+      throw new ConfigError(`context value ${key('certificateArn')} is not an ACM certificate ARN: "${certificateArn}"`);
+    }
+    // An ALB only accepts certificates from its own region (the cdk.json example is exempt: it is
+    // flagged as a placeholder anyway, and synth in any region should work out of the box).
+    if (match[1] !== region && !isPlaceholderArn(certificateArn)) {
+      throw new ConfigError(
+        `context value ${key('certificateArn')} is in ${match[1]} but ${key('region')} is ${region}: ALB1 needs a certificate from its own region`,
+      );
+    }
+    return { kind: 'arn', certificateArn, domainName, hostedZone: domainName ? zone : undefined };
+  }
+  if (domainName === undefined) {
+    throw new ConfigError(
+      `missing context value ${key('certificateArn')} (or ${key('domainName')} with ${key('hostedZoneId')} and ${key('hostedZoneName')}): ALB1 serves HTTPS and needs a certificate`,
+    );
+  }
+  if (zone === undefined) {
+    throw new ConfigError(
+      `missing context value ${key('hostedZoneId')}: ${key('domainName')} without ${key('certificateArn')} needs a hosted zone to validate a new certificate`,
+    );
+  }
+  return { kind: 'dns', domainName, hostedZone: zone };
+}
+
+function proxyBinary(node: Node, architecture: Architecture): string {
+  const configured = required(node, 'proxyBinary', 'the path of the static planb-proxy build shipped to the proxy fleet');
+  const resolved = path.resolve(INFRA_DIR, configured);
+  if (!fs.existsSync(resolved) || !fs.statSync(resolved).isFile()) {
+    throw new ConfigError(
+      `the proxy binary ${resolved} (context value ${key('proxyBinary')}) does not exist: run \`make proxy-release\` at the repository root first`,
+    );
+  }
+  // Catch the easy mismatch: the default x86_64 musl build shipped to Graviton instances.
+  const otherArch = architecture === 'arm64' ? 'x86_64' : 'aarch64';
+  if (path.basename(path.dirname(path.dirname(resolved))).startsWith(`${otherArch}-`)) {
+    throw new ConfigError(
+      `context value ${key('proxyBinary')} (${configured}) is a ${otherArch} build but ${key('architecture')} is ${architecture}`,
+    );
+  }
+  return resolved;
+}
+
+/**
+ * Reads and validates every `planb:*` context value.
+ *
+ * Throws {@link ConfigError} naming the key when a required value is missing or malformed, and when
+ * the proxy binary is absent (the message says to run `make proxy-release`). Does no AWS lookups.
+ */
+export function readConfig(node: Node): PlanBConfig {
+  const region = required(node, 'region', 'the AWS region to deploy to, e.g. eu-west-1');
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    throw new ConfigError(`context value ${key('region')} is not an AWS region: "${region}"`);
+  }
+  const stackName = raw(node, 'stackName') ?? 'PlanB';
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,100}$/.test(stackName)) {
+    throw new ConfigError(`context value ${key('stackName')} is not a valid stack name: "${stackName}"`);
+  }
+  const cognitoDomainPrefix = required(node, 'cognitoDomainPrefix', 'the Cognito hosted-UI domain prefix, unique in the region');
+  // Cognito's own rules: lower case, digits and hyphens, and no reserved words.
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(cognitoDomainPrefix) || /aws|amazon|cognito/.test(cognitoDomainPrefix)) {
+    throw new ConfigError(
+      `context value ${key('cognitoDomainPrefix')} must be lower-case letters, digits and hyphens without "aws", "amazon" or "cognito", got "${cognitoDomainPrefix}"`,
+    );
+  }
+  const architecture = oneOf<Architecture>(node, 'architecture', ['x86_64', 'arm64'], 'x86_64');
+  const ssmParameterName = raw(node, 'ssmParameterName') ?? '/planb/alb2/dns-name';
+  if (!/^\/[A-Za-z0-9_.\-/]+$/.test(ssmParameterName) || ssmParameterName.startsWith('/aws') || ssmParameterName.startsWith('/ssm')) {
+    throw new ConfigError(`context value ${key('ssmParameterName')} must be a path like /planb/alb2/dns-name, got "${ssmParameterName}"`);
+  }
+  const proxyMinCapacity = integer(node, 'proxyMinCapacity', 2, 1, 100);
+  const proxyMaxCapacity = integer(node, 'proxyMaxCapacity', 4, proxyMinCapacity, 100);
+  const backendMinCapacity = integer(node, 'backendMinCapacity', 2, 1, 100);
+  const backendMaxCapacity = integer(node, 'backendMaxCapacity', 8, backendMinCapacity, 100);
+  const cert = certificate(node, region);
+  const placeholders: string[] = [];
+  if (cert.kind === 'arn' && isPlaceholderArn(cert.certificateArn)) placeholders.push(key('certificateArn'));
+  return {
+    stackName,
+    region,
+    certificate: cert,
+    cognitoDomainPrefix,
+    proxyBinaryPath: proxyBinary(node, architecture),
+    architecture,
+    proxyInstanceType: raw(node, 'proxyInstanceType') ?? (architecture === 'arm64' ? 't4g.small' : 't3.small'),
+    ssmParameterName,
+    natGateways: integer(node, 'natGateways', 1, 1, 2),
+    proxyMinCapacity,
+    proxyMaxCapacity,
+    backendMinCapacity,
+    backendMaxCapacity,
+    verifyAlbSignature: boolean(node, 'verifyAlbSignature', true),
+    mfa: oneOf(node, 'mfa', ['required', 'optional'] as const, 'required'),
+    placeholders,
+  };
+}

@@ -1,0 +1,83 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import { Construct } from 'constructs';
+
+/** Properties of {@link Auth}. */
+export interface AuthProps {
+  /** Hosted-UI domain prefix: `<prefix>.auth.<region>.amazoncognito.com`. */
+  readonly domainPrefix: string;
+  /** ALB1's OIDC callback, `https://<ALB1 host>/oauth2/idpresponse`. */
+  readonly callbackUrl: string;
+  /** 'required' makes every user enrol a TOTP authenticator at first sign-in. */
+  readonly mfa: 'required' | 'optional';
+}
+
+/**
+ * Cognito: the user pool, its hosted-UI domain and the app client ALB1 logs users in with
+ * (confidential client with a secret, authorization-code grant, callback to ALB1).
+ *
+ * Users are created by an administrator (no self sign-up): this fronts a private API.
+ */
+export class Auth extends Construct {
+  /** The pool whose access tokens the backend verifies. */
+  public readonly userPool: cognito.UserPool;
+  /** ALB1's client: its id is the one the backend accepts in `client_id`. */
+  public readonly userPoolClient: cognito.UserPoolClient;
+  /** The hosted-UI domain ALB1 redirects to. */
+  public readonly userPoolDomain: cognito.UserPoolDomain;
+
+  constructor(scope: Construct, id: string, props: AuthProps) {
+    super(scope, id);
+
+    this.userPool = new cognito.UserPool(this, 'UserPool', {
+      selfSignUpEnabled: false,
+      signInAliases: { email: true },
+      autoVerify: { email: true },
+      standardAttributes: { email: { required: true, mutable: true } },
+      signInCaseSensitive: false,
+      passwordPolicy: {
+        minLength: 12,
+        requireLowercase: true,
+        requireUppercase: true,
+        requireDigits: true,
+        requireSymbols: true,
+        tempPasswordValidity: Duration.days(3),
+      },
+      // TOTP only: SMS would need an SNS role, spend limits and a sandbox exit for little gain.
+      mfa: props.mfa === 'required' ? cognito.Mfa.REQUIRED : cognito.Mfa.OPTIONAL,
+      mfaSecondFactor: { otp: true, sms: false },
+      accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+      // Plus tier: threat protection blocks sign-ins with leaked or risky credentials, which matters
+      // for a login page on the open internet. Priced per monthly active user.
+      featurePlan: cognito.FeaturePlan.PLUS,
+      standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+    });
+    if (props.mfa === 'optional') {
+      Validations.of(this.userPool).acknowledge({
+        id: 'AwsSolutions-COG2',
+        reason: 'MFA was made optional on purpose with -c planb:mfa=optional (the default, required, passes this rule).',
+      });
+    }
+
+    this.userPoolDomain = this.userPool.addDomain('Domain', {
+      cognitoDomain: { domainPrefix: props.domainPrefix },
+    });
+
+    this.userPoolClient = this.userPool.addClient('AlbClient', {
+      // ALB's authenticate-cognito is a confidential client: it redeems the code with the secret.
+      generateSecret: true,
+      oAuth: {
+        flows: { authorizationCodeGrant: true },
+        scopes: [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
+        callbackUrls: [props.callbackUrl],
+      },
+      // SRP lets operators fetch tokens from the CLI to call the API without a browser.
+      authFlows: { userSrp: true },
+      supportedIdentityProviders: [cognito.UserPoolClientIdentityProvider.COGNITO],
+      preventUserExistenceErrors: true,
+      accessTokenValidity: Duration.hours(1),
+      idTokenValidity: Duration.hours(1),
+      refreshTokenValidity: Duration.hours(12),
+    });
+  }
+}

@@ -1,0 +1,212 @@
+import { CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { Architecture, REPO_ROOT } from '../config';
+
+/** The port planb-backend listens on (its LISTEN_ADDR default) and ALB2's target port. */
+export const BACKEND_PORT = 8080;
+
+/** The port ALB2 listens on; the proxy's config says `port: 80`. */
+export const ALB2_PORT = 80;
+
+/**
+ * Paths kept out of the image's build context on top of `.dockerignore` (which already lists only
+ * what the build needs): a second guard so a loosened `.dockerignore` cannot ship gigabytes of
+ * `target/` or a virtualenv to Docker and to cdk.out.
+ */
+export const BACKEND_IMAGE_EXCLUDES = ['.git', 'target', '**/target', '.venv', '**/node_modules', 'infra', '.run'];
+
+/** Properties of {@link BackendService}. */
+export interface BackendServiceProps {
+  readonly vpc: ec2.IVpc;
+  readonly userPool: cognito.IUserPool;
+  readonly userPoolClient: cognito.IUserPoolClient;
+  /** Name of the SSM parameter that receives ALB2's DNS name. */
+  readonly ssmParameterName: string;
+  readonly architecture: Architecture;
+  readonly minCapacity: number;
+  readonly maxCapacity: number;
+  /** Where ALB2 writes its access logs. */
+  readonly accessLogBucket: s3.IBucket;
+  /**
+   * ALB1's ARN: when given, the backend requires and verifies the ALB-signed `x-amzn-oidc-data`
+   * header and checks its signer against this ARN.
+   */
+  readonly trustedAlbArn?: string;
+}
+
+/**
+ * The backend tier: an ECS cluster, planb-backend on Fargate built from `Dockerfile.backend`,
+ * the internal ALB2 in front of it with target-tracking autoscaling, and the SSM parameter that
+ * publishes ALB2's DNS name to the proxy fleet.
+ */
+export class BackendService extends Construct {
+  /** ALB2 (internal). The proxy fleet is allowed in through {@link allowFrom}. */
+  public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  /** The Fargate service running planb-backend. */
+  public readonly service: ecs.FargateService;
+  /** The planb-backend container (its environment is the backend's whole configuration). */
+  public readonly container: ecs.ContainerDefinition;
+  /** The SSM parameter holding ALB2's DNS name; the proxy reads it at start and on refresh. */
+  public readonly dnsNameParameter: ssm.StringParameter;
+
+  constructor(scope: Construct, id: string, props: BackendServiceProps) {
+    super(scope, id);
+    const privateSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+
+    const cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc: props.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+
+    const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
+      cpu: 256,
+      memoryLimitMiB: 512,
+      runtimePlatform: {
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+        cpuArchitecture: props.architecture === 'arm64' ? ecs.CpuArchitecture.ARM64 : ecs.CpuArchitecture.X86_64,
+      },
+    });
+
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    const environment: Record<string, string> = {
+      COGNITO_USER_POOL_ID: props.userPool.userPoolId,
+      COGNITO_REGION: Stack.of(this).region,
+      COGNITO_APP_CLIENT_ID: props.userPoolClient.userPoolClientId,
+      LISTEN_ADDR: `0.0.0.0:${BACKEND_PORT}`,
+      RUST_LOG: 'info',
+      LOG_FORMAT: 'json',
+    };
+    if (props.trustedAlbArn !== undefined) environment.ALB_ARN = props.trustedAlbArn;
+
+    this.container = taskDefinition.addContainer('backend', {
+      // Built at deploy time from the repository root (the Cargo workspace) with Dockerfile.backend;
+      // .dockerignore plus BACKEND_IMAGE_EXCLUDES keep the context to the sources.
+      image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
+        file: 'Dockerfile.backend',
+        exclude: BACKEND_IMAGE_EXCLUDES,
+        // Pin the image to the task's architecture whatever machine runs `cdk deploy`.
+        platform: props.architecture === 'arm64' ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
+      }),
+      portMappings: [{ containerPort: BACKEND_PORT, name: 'http' }],
+      environment,
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'backend', logGroup }),
+      // The backend writes nothing to disk.
+      readonlyRootFilesystem: true,
+    });
+    Validations.of(taskDefinition.obtainExecutionRole()).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'The execution role\'s only "*" is ecr:GetAuthorizationToken, which has no resource to scope to (the token is account-wide); the image pull itself is granted on the one asset repository and log writes on the one log group.',
+    });
+    Validations.of(taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason:
+        'The environment holds only public identifiers (user pool id, region, app client id, ALB ARN) and log settings, as the backend reads its config 12-factor style; no secret is passed, so Secrets Manager would add cost without protecting anything.',
+    });
+
+    const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
+      vpc: props.vpc,
+      description: 'planb-backend tasks: 8080 from ALB2 only; HTTPS out',
+      allowAllOutbound: false,
+    });
+    // The JWKS (Cognito), ALB1's signing keys (ELB key endpoint), ECR and CloudWatch Logs are all
+    // HTTPS endpoints reached through the NAT gateway; their addresses are AWS's public ranges.
+    taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS endpoints via NAT');
+
+    this.service = new ecs.FargateService(this, 'Service', {
+      cluster,
+      taskDefinition,
+      // No desiredCount: autoscaling owns it, and a fixed value would reset it on every deploy.
+      securityGroups: [taskSecurityGroup],
+      vpcSubnets: privateSubnets,
+      assignPublicIp: false,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { rollback: true },
+      healthCheckGracePeriod: Duration.seconds(30),
+    });
+
+    const albSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: props.vpc,
+      description: 'ALB2 (internal): HTTP from the proxy fleet only; out to the backend tasks only',
+      allowAllOutbound: false,
+    });
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'InternalAlb', {
+      vpc: props.vpc,
+      internetFacing: false,
+      vpcSubnets: privateSubnets,
+      securityGroup: albSecurityGroup,
+      dropInvalidHeaderFields: true,
+      // The 60 s default idle timeout stays: the proxy's upstream idle_timeout_secs (50) is below it,
+      // so the proxy closes idle connections before ALB2 does and never reuses a dead one.
+    });
+    this.loadBalancer.logAccessLogs(props.accessLogBucket, 'alb2');
+
+    const listener = this.loadBalancer.addListener('Http', {
+      port: ALB2_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      // Not open to 0.0.0.0/0: the proxy fleet is let in explicitly (allowFrom).
+      open: false,
+    });
+    const targetGroup = listener.addTargets('Backend', {
+      port: BACKEND_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [this.service],
+      healthCheck: {
+        path: '/health',
+        healthyHttpCodes: '200',
+        interval: Duration.seconds(15),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 3,
+      },
+      deregistrationDelay: Duration.seconds(30),
+    });
+    // CDK makes the service DependsOn the target group it also Refs (it needs the listener to exist
+    // first, and lists the group with it). Harmless, but cfn-lint warns (W3005) about the redundant
+    // half; silence exactly that check on exactly this resource.
+    (this.service.node.defaultChild as CfnResource).addMetadata('cfn-lint', {
+      config: { ignore_checks: ['W3005'] },
+    });
+
+    const scaling = this.service.autoScaleTaskCount({
+      minCapacity: props.minCapacity,
+      maxCapacity: props.maxCapacity,
+    });
+    scaling.scaleOnCpuUtilization('Cpu', {
+      targetUtilizationPercent: 60,
+      scaleOutCooldown: Duration.seconds(60),
+      scaleInCooldown: Duration.seconds(180),
+    });
+    scaling.scaleOnRequestCount('Requests', {
+      // Per target per minute; JWT verification is cached, so CPU usually trips first.
+      requestsPerTarget: 6000,
+      targetGroup,
+      scaleOutCooldown: Duration.seconds(60),
+      scaleInCooldown: Duration.seconds(180),
+    });
+
+    this.dnsNameParameter = new ssm.StringParameter(this, 'Alb2DnsName', {
+      parameterName: props.ssmParameterName,
+      stringValue: this.loadBalancer.loadBalancerDnsName,
+      description: "ALB2's DNS name: planb-proxy reads it at start and re-reads it every ssm_refresh_secs",
+      tier: ssm.ParameterTier.STANDARD,
+    });
+  }
+
+  /** Lets `peer` (the proxy fleet) reach ALB2's listener, and nothing else in. */
+  public allowFrom(peer: ec2.IConnectable): void {
+    this.loadBalancer.connections.allowFrom(peer, ec2.Port.tcp(ALB2_PORT), 'planb-proxy to ALB2');
+  }
+}

@@ -1,0 +1,244 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { Architecture, REPO_ROOT } from '../config';
+
+/** Where the proxy's files live on the instances: the contract with `systemd/planb-proxy.service`. */
+export const PROXY_INSTALL = {
+  binary: '/usr/local/bin/planb-proxy',
+  config: '/etc/planb-proxy/proxy.yaml',
+  unit: '/etc/systemd/system/planb-proxy.service',
+} as const;
+
+/** The sources user data is built from, read at synth time (never copied into infra/). */
+export const PROXY_SOURCES = {
+  unit: path.join(REPO_ROOT, 'systemd', 'planb-proxy.service'),
+  config: path.join(REPO_ROOT, 'systemd', 'proxy.yaml'),
+} as const;
+
+const HEREDOC_END = 'PLANB_PROXY_EOF';
+
+/**
+ * Returns proxy.yaml with its `ssm_parameter:` value replaced by `parameterName` (indentation and
+ * any trailing comment kept). Throws unless the file has exactly one such line.
+ */
+export function renderProxyConfig(yaml: string, parameterName: string): string {
+  const line = /^([ \t]*ssm_parameter:[ \t]*)([^\s#]+)(.*)$/gm;
+  const matches = yaml.match(line) ?? [];
+  if (matches.length !== 1) {
+    throw new Error(`${PROXY_SOURCES.config} must have exactly one "ssm_parameter:" line, found ${matches.length}`);
+  }
+  return yaml.replace(line, (_all, head: string, _old: string, tail: string) => `${head}${parameterName}${tail}`);
+}
+
+/** The port of proxy.yaml's `proxy.listen` ("host:port"): ALB1's target and health-check port. */
+export function proxyListenPort(yaml: string): number {
+  const match = /^[ \t]+listen:[ \t]*["']?[^"'\s]*:(\d+)["']?/m.exec(yaml);
+  if (!match) throw new Error(`${PROXY_SOURCES.config} has no "listen: host:port" line`);
+  return Number(match[1]);
+}
+
+/** Checks the unit starts the binary and config where user data installs them. */
+function checkUnit(unit: string): void {
+  const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '';
+  for (const needed of [PROXY_INSTALL.binary, PROXY_INSTALL.config]) {
+    if (!execStart.includes(needed)) {
+      throw new Error(`${PROXY_SOURCES.unit}: ExecStart must use ${needed}, which is where user data installs it`);
+    }
+  }
+}
+
+/** `cat > dest <<'END'` with a quoted delimiter, so the shell expands nothing ($MAINPID stays). */
+function heredoc(dest: string, content: string): string {
+  if (content.split('\n').includes(HEREDOC_END)) {
+    throw new Error(`content for ${dest} contains the heredoc delimiter ${HEREDOC_END}`);
+  }
+  const body = content.endsWith('\n') ? content : `${content}\n`;
+  return `cat > ${dest} <<'${HEREDOC_END}'\n${body}${HEREDOC_END}`;
+}
+
+/** Properties of {@link ProxyFleet}. */
+export interface ProxyFleetProps {
+  readonly vpc: ec2.IVpc;
+  /** Absolute path of the static planb-proxy binary. */
+  readonly binaryPath: string;
+  readonly architecture: Architecture;
+  readonly instanceType: string;
+  /** The parameter holding ALB2's DNS name: the only one the role may read. */
+  readonly upstreamParameter: ssm.IStringParameter;
+  /**
+   * Its name as plain text, written into proxy.yaml (`upstreamParameter.parameterName` is a Ref,
+   * which would put a token in the file and hide the value from tests).
+   */
+  readonly upstreamParameterName: string;
+  readonly minCapacity: number;
+  readonly maxCapacity: number;
+}
+
+/**
+ * The proxy tier: planb-proxy on Amazon Linux 2023 in an Auto Scaling group.
+ *
+ * The binary travels as an S3 asset; user data installs it, writes proxy.yaml (from
+ * `systemd/proxy.yaml`, `ssm_parameter` set to this stack's parameter) and the unit (from
+ * `systemd/planb-proxy.service`), enables the service and signals CloudFormation once the proxy
+ * answers /healthz, so rolling updates replace instances one healthy batch at a time. Access is
+ * through SSM Session Manager only: no key pair, no SSH port.
+ */
+export class ProxyFleet extends Construct {
+  /** The Auto Scaling group; register it as ALB1's target. */
+  public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  /** The instances' role. */
+  public readonly role: iam.Role;
+  /** The port the proxy listens on (from proxy.yaml): ALB1's target and health-check port. */
+  public readonly port: number;
+
+  constructor(scope: Construct, id: string, props: ProxyFleetProps) {
+    super(scope, id);
+
+    const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
+    checkUnit(unit);
+    const config = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), props.upstreamParameterName);
+    this.port = proxyListenPort(config);
+
+    const binary = new s3assets.Asset(this, 'Binary', { path: props.binaryPath });
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: 'planb-proxy instances: read the ALB2 parameter and the binary, Session Manager',
+      // Inline (part of the role resource), so the permissions exist before any instance boots.
+      inlinePolicies: {
+        proxy: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: 'ReadUpstreamParameter',
+              actions: ['ssm:GetParameter'],
+              resources: [props.upstreamParameter.parameterArn],
+            }),
+            new iam.PolicyStatement({
+              sid: 'DownloadProxyBinary',
+              actions: ['s3:GetObject'],
+              resources: [binary.bucket.arnForObjects(binary.s3ObjectKey)],
+            }),
+            // The Session Manager subset of AmazonSSMManagedInstanceCore (the same five actions as
+            // AWS's AWSCloud9SSMInstanceProfile). The managed policy itself would also grant
+            // ssm:GetParameter(s) on every parameter in the account.
+            new iam.PolicyStatement({
+              sid: 'SessionManager',
+              actions: [
+                'ssm:UpdateInstanceInformation',
+                'ssmmessages:CreateControlChannel',
+                'ssmmessages:CreateDataChannel',
+                'ssmmessages:OpenControlChannel',
+                'ssmmessages:OpenDataChannel',
+              ],
+              resources: ['*'],
+            }),
+          ],
+        }),
+      },
+    });
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Only the Session Manager statement uses "*": the ssmmessages channel actions have no resource type to scope to and ssm:UpdateInstanceInformation is called for an instance id unknown until launch. These are the same five actions AWS ships as the minimal Session Manager policy; the parameter and the binary are granted by exact ARN.',
+    });
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'planb-proxy instances: proxy port from ALB1 only; out to ALB2 and HTTPS',
+      allowAllOutbound: false,
+    });
+    // SSM (parameter, Session Manager), S3 (the binary, via the gateway endpoint) and the OS package
+    // repositories are HTTPS endpoints on AWS's public ranges.
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS endpoints');
+
+    const userData = ec2.UserData.forLinux();
+    const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      machineImage: ec2.MachineImage.latestAmazonLinux2023({
+        cpuType: props.architecture === 'arm64' ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64,
+      }),
+      instanceType: new ec2.InstanceType(props.instanceType),
+      role: this.role,
+      securityGroup,
+      userData,
+      // IMDSv2 only: a request forwarded by mistake can't fetch the role's credentials with a GET.
+      requireImdsv2: true,
+      httpPutResponseHopLimit: 1,
+      detailedMonitoring: true,
+      blockDevices: [
+        {
+          deviceName: '/dev/xvda',
+          volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
+        },
+      ],
+      // No keyPair: shell access is Session Manager only.
+    });
+
+    const minInstancesInService = Math.min(props.minCapacity, props.maxCapacity - 1);
+    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Asg', {
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      launchTemplate,
+      minCapacity: props.minCapacity,
+      maxCapacity: props.maxCapacity,
+      // EC2 status plus ALB1's target health: an instance whose proxy stopped answering is replaced.
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+        gracePeriod: Duration.minutes(3),
+      }),
+      cooldown: Duration.minutes(3),
+      defaultInstanceWarmup: Duration.minutes(2),
+      // Launch and update wait for each instance's cfn-signal (sent once /healthz answers); a
+      // launch template change replaces one instance at a time, keeping the rest in service.
+      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(10) }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService,
+      }),
+    });
+    Validations.of(this.autoScalingGroup).acknowledge({
+      id: 'AwsSolutions-AS3',
+      reason:
+        'Scaling events are already in the group\'s activity history and on EventBridge (source aws.autoscaling) for anyone who wants to route them; an SNS topic here would need its own KMS key and would have no subscriber.',
+    });
+    // The proxy reads the parameter before it serves: launch no instance before it exists.
+    this.autoScalingGroup.node.addDependency(props.upstreamParameter);
+
+    this.autoScalingGroup.scaleOnCpuUtilization('Cpu', {
+      targetUtilizationPercent: 60,
+    });
+
+    const region = Stack.of(this).region;
+    userData.addCommands(
+      'set -euo pipefail',
+      // cfn-signal ships with Amazon Linux 2023; install it should a slimmer image lack it.
+      '[ -x /opt/aws/bin/cfn-signal ] || dnf install -y -q aws-cfn-bootstrap',
+    );
+    const downloaded = userData.addS3DownloadCommand({
+      bucket: binary.bucket,
+      bucketKey: binary.s3ObjectKey,
+      localFile: '/tmp/planb-proxy',
+      region,
+    });
+    userData.addCommands(
+      `install -m 0755 -o root -g root ${downloaded} ${PROXY_INSTALL.binary}`,
+      `rm -f ${downloaded}`,
+      `install -d -m 0755 ${path.dirname(PROXY_INSTALL.config)}`,
+      heredoc(PROXY_INSTALL.config, config),
+      `chmod 0644 ${PROXY_INSTALL.config}`,
+      heredoc(PROXY_INSTALL.unit, unit),
+      `chmod 0644 ${PROXY_INSTALL.unit}`,
+      'systemctl daemon-reload',
+      'systemctl enable --now planb-proxy.service',
+      // Signal success only once the proxy serves ALB1's health check (it reads SSM first).
+      `timeout 300 bash -c 'until curl -fsS -o /dev/null http://127.0.0.1:${this.port}/healthz; do sleep 2; done'`,
+    );
+    userData.addSignalOnExitCommand(this.autoScalingGroup);
+  }
+}

@@ -1,0 +1,88 @@
+import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { PlanBConfig } from './config';
+import { AccessLogs } from './constructs/access-logs';
+import { Auth } from './constructs/auth';
+import { BackendService } from './constructs/backend-service';
+import { Network } from './constructs/network';
+import { ProxyFleet } from './constructs/proxy-fleet';
+import { PublicAlb } from './constructs/public-alb';
+
+/** Properties of {@link PlanBStack}. */
+export interface PlanBStackProps extends StackProps {
+  /** The validated inputs (see `readConfig`). */
+  readonly config: PlanBConfig;
+}
+
+/**
+ * The whole Plan B path in one stack:
+ * user → ALB1 (Cognito login) → planb-proxy fleet → ALB2 (internal) → planb-backend on Fargate.
+ *
+ * Thin on purpose: each concern is a construct; this class only wires their outputs together.
+ */
+export class PlanBStack extends Stack {
+  constructor(scope: Construct, id: string, props: PlanBStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    const { vpc } = new Network(this, 'Network', { natGateways: config.natGateways });
+    const logs = new AccessLogs(this, 'AccessLogs');
+
+    // ALB1 first: the Cognito client needs its callback URL.
+    const publicAlb = new PublicAlb(this, 'PublicAlb', {
+      vpc,
+      certificate: config.certificate,
+      accessLogBucket: logs.bucket,
+      loadBalancerName: publicAlbName(config.stackName),
+    });
+
+    const auth = new Auth(this, 'Auth', {
+      domainPrefix: config.cognitoDomainPrefix,
+      callbackUrl: publicAlb.callbackUrl,
+      mfa: config.mfa,
+    });
+
+    const backend = new BackendService(this, 'Backend', {
+      vpc,
+      userPool: auth.userPool,
+      userPoolClient: auth.userPoolClient,
+      ssmParameterName: config.ssmParameterName,
+      architecture: config.architecture,
+      minCapacity: config.backendMinCapacity,
+      maxCapacity: config.backendMaxCapacity,
+      accessLogBucket: logs.bucket,
+      trustedAlbArn: config.verifyAlbSignature ? publicAlb.loadBalancer.loadBalancerArn : undefined,
+    });
+
+    const proxies = new ProxyFleet(this, 'ProxyFleet', {
+      vpc,
+      binaryPath: config.proxyBinaryPath,
+      architecture: config.architecture,
+      instanceType: config.proxyInstanceType,
+      upstreamParameter: backend.dnsNameParameter,
+      upstreamParameterName: config.ssmParameterName,
+      minCapacity: config.proxyMinCapacity,
+      maxCapacity: config.proxyMaxCapacity,
+    });
+    backend.allowFrom(proxies.autoScalingGroup);
+
+    publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
+
+    new CfnOutput(this, 'PublicAlbDnsName', {
+      description: "ALB1's DNS name (point your domain's alias here if the stack does not manage it)",
+      value: publicAlb.loadBalancer.loadBalancerDnsName,
+    });
+    new CfnOutput(this, 'Url', { description: 'Open this in a browser to log in', value: publicAlb.url });
+    new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
+    new CfnOutput(this, 'UserPoolClientId', { value: auth.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'SsmParameterName', {
+      description: "The SSM parameter holding ALB2's DNS name",
+      value: backend.dnsNameParameter.parameterName,
+    });
+  }
+}
+
+/** ALB1's name: the stack name in lower case (at most 32 characters, no trailing hyphen). */
+export function publicAlbName(stackName: string): string {
+  return `${stackName.toLowerCase().slice(0, 27).replace(/-+$/, '')}-alb1`;
+}

@@ -1,0 +1,132 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Match } from 'aws-cdk-lib/assertions';
+import { logicalId, synth, Synthesized } from './helpers';
+
+describe('backend service', () => {
+  let s: Synthesized;
+
+  beforeAll(() => {
+    s = synth();
+  });
+
+  test("the SSM parameter's value is ALB2's DNS name", () => {
+    s.template.hasResourceProperties('AWS::SSM::Parameter', {
+      Name: '/planb/alb2/dns-name',
+      Type: 'String',
+      Value: { 'Fn::GetAtt': [logicalId(s.stack, 'Backend/InternalAlb'), 'DNSName'] },
+    });
+  });
+
+  test('the task environment comes from the pool, the client, the region and ALB1', () => {
+    const env = s.template.toJSON().Resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions[0]
+      .Environment;
+    const byName = Object.fromEntries(env.map((e: { Name: string; Value: unknown }) => [e.Name, e.Value]));
+    expect(byName).toEqual({
+      COGNITO_USER_POOL_ID: { Ref: logicalId(s.stack, 'Auth/UserPool') },
+      COGNITO_REGION: 'eu-west-1',
+      COGNITO_APP_CLIENT_ID: { Ref: logicalId(s.stack, 'Auth/UserPool/AlbClient') },
+      LISTEN_ADDR: '0.0.0.0:8080',
+      // Ref of an ALB is its ARN: the backend checks the x-amzn-oidc-data signer against it.
+      ALB_ARN: { Ref: logicalId(s.stack, 'PublicAlb/Alb') },
+      RUST_LOG: 'info',
+      LOG_FORMAT: 'json',
+    });
+  });
+
+  test('the container: port 8080, logs to CloudWatch, read-only root, x86_64 Fargate', () => {
+    s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
+      ContainerDefinitions: [
+        Match.objectLike({
+          PortMappings: [Match.objectLike({ ContainerPort: 8080 })],
+          ReadonlyRootFilesystem: true,
+          LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
+        }),
+      ],
+    });
+  });
+
+  test('the service: private subnets, no public IP, rollback on failed deployments', () => {
+    s.template.hasResourceProperties('AWS::ECS::Service', {
+      LaunchType: 'FARGATE',
+      NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
+      DeploymentConfiguration: Match.objectLike({
+        DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+        MinimumHealthyPercent: 100,
+      }),
+    });
+    s.template.hasResourceProperties('AWS::ECS::Cluster', {
+      ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
+    });
+  });
+
+  test('ALB2 listens on 80 and checks the backend on /health', () => {
+    s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      LoadBalancerArn: { Ref: logicalId(s.stack, 'Backend/InternalAlb') },
+      Port: 80,
+      Protocol: 'HTTP',
+      DefaultActions: [Match.objectLike({ Type: 'forward' })],
+    });
+    s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 8080,
+      TargetType: 'ip',
+      HealthCheckPath: '/health',
+    });
+  });
+
+  test('target-tracking autoscaling on CPU and requests per target', () => {
+    s.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 2,
+      MaxCapacity: 8,
+      ScalableDimension: 'ecs:service:DesiredCount',
+      ServiceNamespace: 'ecs',
+    });
+    s.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+        TargetValue: 60,
+      }),
+    });
+    s.template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        PredefinedMetricSpecification: Match.objectLike({ PredefinedMetricType: 'ALBRequestCountPerTarget' }),
+      }),
+    });
+  });
+
+  test('the image is built from Dockerfile.backend with a context of sources only', () => {
+    const assembly = s.app.synth();
+    const assets = JSON.parse(fs.readFileSync(path.join(assembly.directory, `${s.stack.artifactId}.assets.json`), 'utf8'));
+    const images = Object.values(assets.dockerImages) as { source: { directory: string; dockerFile: string; platform: string } }[];
+    expect(images).toHaveLength(1);
+    const { source } = images[0];
+    expect(source.dockerFile).toBe('Dockerfile.backend');
+    expect(source.platform).toBe('linux/amd64');
+    // The staged context (what Docker receives at deploy time): the workspace, nothing else.
+    const staged = path.join(assembly.directory, source.directory);
+    const top = fs.readdirSync(staged).sort();
+    expect(top).toEqual(['.dockerignore', 'Cargo.lock', 'Cargo.toml', 'Dockerfile.backend', 'backend', 'proxy', 'testkit']);
+    expect(fs.existsSync(path.join(staged, 'backend', 'Cargo.toml'))).toBe(true);
+    expect(fs.existsSync(path.join(staged, 'backend', 'src'))).toBe(true);
+  });
+});
+
+describe('backend service variants', () => {
+  test('planb:verifyAlbSignature=false leaves ALB_ARN unset', () => {
+    const s = synth({ 'planb:verifyAlbSignature': false });
+    const env = s.template.toJSON().Resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions[0]
+      .Environment as { Name: string }[];
+    expect(env.map((e) => e.Name)).not.toContain('ALB_ARN');
+  });
+
+  test('arm64 runs the tasks on Graviton and builds the image for it', () => {
+    const s = synth({ 'planb:architecture': 'arm64' });
+    s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+    });
+  });
+});

@@ -1,0 +1,169 @@
+import * as fs from 'fs';
+import { Match } from 'aws-cdk-lib/assertions';
+import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig } from '../lib/constructs/proxy-fleet';
+import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
+
+describe('proxy fleet', () => {
+  let s: Synthesized;
+  let userData: string;
+
+  beforeAll(() => {
+    s = synth();
+    userData = proxyUserData(s);
+  });
+
+  test('the launch template requires IMDSv2, has no key pair and encrypts the root volume', () => {
+    s.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+        KeyName: Match.absent(),
+        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true }) }],
+        InstanceType: 't3.small',
+      }),
+    });
+  });
+
+  test('the role reads exactly the one SSM parameter, with ssm:GetParameter', () => {
+    const roleId = logicalId(s.stack, 'ProxyFleet/Role');
+    const resources = s.template.toJSON().Resources;
+    const role = resources[roleId];
+    // No managed policy: AmazonSSMManagedInstanceCore would grant ssm:GetParameter(s) on "*".
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    // The only separate policy is the one CDK adds for the creation signal, scoped to this stack.
+    const attached = Object.values(s.template.findResources('AWS::IAM::Policy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles ?? []).includes(roleId),
+    );
+    expect(attached.flatMap((p) => p.Properties.PolicyDocument.Statement)).toEqual([
+      { Action: 'cloudformation:SignalResource', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } },
+    ]);
+
+    const statements = role.Properties.Policies.flatMap(
+      (p: { PolicyDocument: { Statement: unknown[] } }) => p.PolicyDocument.Statement,
+    ) as { Action: string | string[]; Resource: unknown; Effect: string }[];
+    const actions = (st: { Action: string | string[] }) => ([] as string[]).concat(st.Action);
+    const reads = statements.filter((st) => actions(st).some((a) => /^ssm:(Get|Describe)/.test(a)));
+    expect(reads).toHaveLength(1);
+    expect(reads[0]).toMatchObject({ Sid: 'ReadUpstreamParameter', Effect: 'Allow', Action: 'ssm:GetParameter' });
+    // The resource is that parameter's ARN (the Ref resolves to "/planb/alb2/dns-name").
+    const arn = JSON.stringify(reads[0].Resource);
+    expect(arn).toContain(':ssm:eu-west-1:');
+    expect(arn).toContain(':parameter');
+    expect(arn).toContain(`{"Ref":"${logicalId(s.stack, 'Backend/Alb2DnsName')}"}`);
+    // Nothing else in the role names an ssm:*Parameter* action or wildcard.
+    const otherSsm = statements
+      .filter((st) => !reads.includes(st))
+      .flatMap(actions)
+      .filter((a) => /^ssm:(\*|.*Parameter)/.test(a));
+    expect(otherSsm).toEqual([]);
+  });
+
+  test('the role can download exactly the binary object, and use Session Manager', () => {
+    const role = s.template.toJSON().Resources[logicalId(s.stack, 'ProxyFleet/Role')];
+    const statements = role.Properties.Policies[0].PolicyDocument.Statement;
+    const download = statements.find((st: { Sid: string }) => st.Sid === 'DownloadProxyBinary');
+    expect(download.Action).toBe('s3:GetObject');
+    expect(JSON.stringify(download.Resource)).not.toContain('*');
+    const session = statements.find((st: { Sid: string }) => st.Sid === 'SessionManager');
+    expect(session.Action).toEqual(
+      expect.arrayContaining(['ssm:UpdateInstanceInformation', 'ssmmessages:OpenDataChannel']),
+    );
+  });
+
+  test('user data downloads the asset and installs the binary', () => {
+    expect(userData).toMatch(/aws s3 cp 's3:\/\/.*cdk-hnb659fds-assets-.*' '\/tmp\/planb-proxy' --region eu-west-1/);
+    expect(userData).toContain(`install -m 0755 -o root -g root /tmp/planb-proxy ${PROXY_INSTALL.binary}`);
+  });
+
+  test('user data writes the unit from systemd/planb-proxy.service, verbatim', () => {
+    const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
+    expect(userData).toContain(`cat > ${PROXY_INSTALL.unit} <<'PLANB_PROXY_EOF'\n${unit}`);
+  });
+
+  test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter', () => {
+    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), '/planb/alb2/dns-name');
+    expect(userData).toContain(`cat > ${PROXY_INSTALL.config} <<'PLANB_PROXY_EOF'\n${expected}`);
+    expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/alb2\/dns-name$/m);
+  });
+
+  test('user data enables and starts the unit, then signals CloudFormation once /healthz answers', () => {
+    const order = [
+      'systemctl daemon-reload',
+      'systemctl enable --now planb-proxy.service',
+      'http://127.0.0.1:8080/healthz',
+    ].map((needle) => userData.indexOf(needle));
+    expect(order.every((i) => i > 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(userData).toContain('set -euo pipefail');
+    expect(userData).toMatch(/trap exitTrap EXIT/);
+    expect(userData).toContain(`--resource ${logicalId(s.stack, 'ProxyFleet/Asg')}`);
+    // The unit's $MAINPID survives: the heredocs are quoted.
+    expect(userData).toContain('ExecReload=/bin/kill -QUIT $MAINPID');
+  });
+
+  test('the Auto Scaling group: private subnets, ELB health checks, rolling updates on signals', () => {
+    const asgId = logicalId(s.stack, 'ProxyFleet/Asg');
+    const asg = s.template.toJSON().Resources[asgId];
+    expect(asg.Properties).toMatchObject({ MinSize: '2', MaxSize: '4', HealthCheckType: 'ELB' });
+    expect(JSON.stringify(asg.Properties.VPCZoneIdentifier)).toMatch(/privateSubnet/);
+    expect(asg.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({
+      MaxBatchSize: 1,
+      MinInstancesInService: 2,
+      WaitOnResourceSignals: true,
+    });
+    expect(asg.CreationPolicy.ResourceSignal).toMatchObject({ Count: 2 });
+    // Instances start only once the parameter they read exists.
+    expect(asg.DependsOn).toContain(logicalId(s.stack, 'Backend/Alb2DnsName'));
+    s.template.hasResourceProperties('AWS::AutoScaling::ScalingPolicy', {
+      AutoScalingGroupName: { Ref: asgId },
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingConfiguration: Match.objectLike({
+        PredefinedMetricSpecification: { PredefinedMetricType: 'ASGAverageCPUUtilization' },
+      }),
+    });
+  });
+
+  test('Amazon Linux 2023 from the public SSM parameter (resolved at deploy, not a lookup)', () => {
+    const params = s.template.toJSON().Parameters;
+    const ami = Object.values(params).find((p: any) => String(p.Default).includes('al2023-ami')) as { Default: string };
+    expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-x86_64$/);
+  });
+});
+
+describe('proxy fleet variants', () => {
+  test('a custom parameter name is both written into proxy.yaml and the one the role reads', () => {
+    const s = synth({ 'planb:ssmParameterName': '/custom/upstream' });
+    expect(proxyUserData(s)).toMatch(/^\s+ssm_parameter: \/custom\/upstream$/m);
+    s.template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/custom/upstream' });
+  });
+
+  test('arm64: Graviton instance type and the arm64 AMI', () => {
+    const s = synth({ 'planb:architecture': 'arm64' });
+    s.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({ InstanceType: 't4g.small' }),
+    });
+    const params = Object.values(s.template.toJSON().Parameters) as { Default?: string }[];
+    expect(params.some((p) => /al2023-ami-kernel-.*-arm64$/.test(String(p.Default)))).toBe(true);
+  });
+});
+
+describe('proxy.yaml rendering', () => {
+  const yaml = ['proxy:', '  upstream:', '    ssm_parameter: /old/name   # comment', '    port: 80', ''].join('\n');
+
+  test('replaces only the value, keeping indentation and comment', () => {
+    expect(renderProxyConfig(yaml, '/new/name')).toBe(yaml.replace('/old/name', '/new/name'));
+  });
+
+  test('refuses a file without exactly one ssm_parameter line', () => {
+    expect(() => renderProxyConfig('proxy:\n  listen: ":8080"\n', '/x')).toThrow(/exactly one "ssm_parameter:" line, found 0/);
+    expect(() => renderProxyConfig(`${yaml}${yaml}`, '/x')).toThrow(/found 2/);
+  });
+
+  test("reads the listen port, not admin_listen's", () => {
+    expect(proxyListenPort('proxy:\n  admin_listen: "127.0.0.1:9100"\n  listen: "0.0.0.0:8080"\n')).toBe(8080);
+  });
+
+  test('the real systemd/proxy.yaml renders and listens on 8080', () => {
+    const real = fs.readFileSync(PROXY_SOURCES.config, 'utf8');
+    expect(proxyListenPort(renderProxyConfig(real, '/planb/alb2/dns-name'))).toBe(8080);
+  });
+});
