@@ -1,0 +1,150 @@
+//! The upstream's name from SSM Parameter Store: read at start with bounded
+//! retries, then re-read every `ssm_refresh_secs` so a replaced ALB2 is
+//! followed without a restart (a failed re-read keeps the current name).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_ssm::error::DisplayErrorContext;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::discovery::{SharedTarget, Target};
+use crate::metrics::Metrics;
+
+/// One SSM client with short timeouts: the SDK's own retries stay on, our loop
+/// bounds the total.
+pub async fn client() -> aws_sdk_ssm::Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await;
+    aws_sdk_ssm::Client::new(&conf)
+}
+
+/// Reads the parameter once; the error is one line with the SDK's cause chain.
+pub async fn get(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    match client.get_parameter().name(name).send().await {
+        Ok(out) => match out.parameter().and_then(|p| p.value()) {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err("the parameter has no value".to_string()),
+        },
+        Err(e) => {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_parameter_not_found())
+            {
+                Err("ParameterNotFound".to_string())
+            } else {
+                Err(DisplayErrorContext(&e).to_string().replace('\n', " "))
+            }
+        }
+    }
+}
+
+/// The parameter's value as an upstream target: `host` (with `default_port`)
+/// or `host:port`.
+pub fn target_from_value(value: &str, default_port: u16) -> Target {
+    match crate::config::split_host_port(value) {
+        Some((host, port)) => Target { host, port },
+        None => Target {
+            host: value.to_string(),
+            port: default_port,
+        },
+    }
+}
+
+/// Reads the parameter at start: retries with exponential backoff (250 ms
+/// doubling, at most 5 s apart) until `budget` is spent. The error names the
+/// parameter, the attempts and the last cause.
+pub async fn read_at_startup(name: &str, budget: Duration) -> Result<String, String> {
+    let started = Instant::now();
+    let client = client().await;
+    let mut delay = Duration::from_millis(250);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let last = match tokio::time::timeout(budget, get(&client, name)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer within {budget:?}"),
+        };
+        let spent = started.elapsed();
+        if spent + delay >= budget {
+            return Err(format!(
+                "cannot read SSM parameter {name} ({attempts} attempts in {:.1}s): {last}",
+                spent.as_secs_f64()
+            ));
+        }
+        tracing::warn!(parameter = name, attempt = attempts, error = %last, "SSM read failed, retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The background service that re-reads the parameter.
+pub struct SsmRefresh {
+    pub parameter: String,
+    pub default_port: u16,
+    pub every: Duration,
+    pub target: SharedTarget,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl BackgroundService for SsmRefresh {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // The client lives in this service's runtime (its connection pool too).
+        let client = client().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(self.every) => {}
+            }
+            match get(&client, &self.parameter).await {
+                Ok(value) => {
+                    let new = target_from_value(&value, self.default_port);
+                    if **self.target.load() != new {
+                        tracing::info!(parameter = %self.parameter, upstream = %new, "upstream name changed");
+                        self.target.store(Arc::new(new));
+                    }
+                }
+                Err(e) => {
+                    self.metrics.ssm_refresh_failures.inc();
+                    tracing::warn!(parameter = %self.parameter, error = %e, "SSM re-read failed; keeping the current upstream name");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_values_become_targets() {
+        assert_eq!(
+            target_from_value("internal-alb2-1.ap-northeast-1.elb.amazonaws.com", 80),
+            Target {
+                host: "internal-alb2-1.ap-northeast-1.elb.amazonaws.com".into(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            target_from_value("127.0.0.2:8080", 80),
+            Target {
+                host: "127.0.0.2".into(),
+                port: 8080
+            }
+        );
+    }
+}
