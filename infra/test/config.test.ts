@@ -4,8 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app';
-import { INFRA_DIR, readConfig } from '../lib/config';
-import { context, CUSTOM_DOMAIN, STAND_IN_BINARY } from './helpers';
+import { INFRA_DIR, PLACEHOLDER_CERTIFICATE_ARN, readConfig } from '../lib/config';
+import { CDK_JSON_CONTEXT, context, CUSTOM_DOMAIN, STAND_IN_BINARY } from './helpers';
 
 function configWith(overrides: Record<string, unknown>) {
   return readConfig(new App({ context: context(overrides) }).node);
@@ -21,6 +21,7 @@ describe('context', () => {
     expect(config.ssmParameterName).toBe('/planb/alb2/dns-name');
     expect(config.proxyBinaryPath).toBe(STAND_IN_BINARY);
     // The example certificate ARN is reported so bin/app.ts can say a deploy needs a real one.
+    expect(CDK_JSON_CONTEXT['planb:certificateArn']).toBe(PLACEHOLDER_CERTIFICATE_ARN);
     expect(config.placeholders).toEqual(['planb:certificateArn']);
   });
 

@@ -235,7 +235,9 @@ export class ProxyFleet extends Construct {
       heredoc(PROXY_INSTALL.unit, unit),
       `chmod 0644 ${PROXY_INSTALL.unit}`,
       'systemctl daemon-reload',
-      'systemctl enable --now planb-proxy.service',
+      // A failed first start (say, the new role's permissions still propagating) is not fatal:
+      // systemd restarts the unit (Restart=on-failure); the health wait below decides.
+      "systemctl enable --now planb-proxy.service || echo 'planb-proxy: first start failed, systemd retries' >&2",
       // Signal success only once the proxy serves ALB1's health check (it reads SSM first).
       `timeout 300 bash -c 'until curl -fsS -o /dev/null http://127.0.0.1:${this.port}/healthz; do sleep 2; done'`,
     );
