@@ -8,7 +8,7 @@ CARGO       ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 PROXY_MUSL  := target/$(MUSL_TARGET)/release/planb-proxy
 
-.PHONY: help venv build release proxy-release lint test test-rust
+.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,7 +39,15 @@ lint: ## rustfmt and clippy, warnings are errors
 test-rust: venv ## every Rust test (unit, integration, moto)
 	$(CARGO) test --workspace
 
-test: lint test-rust ## every test and gate (what CI runs)
+test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), synth + cfn-lint
+	@command -v node >/dev/null && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' \
+	  || { echo "infra needs Node.js 20 or newer (aws-cdk-lib): install it from nodejs.org or NodeSource" >&2; exit 1; }
+	cd infra && npm ci --no-audit --no-fund && npm test
+
+test-docker: venv ## hadolint on Dockerfile.backend (no Docker engine here: the image builds at deploy)
+	$(VENV)/bin/hadolint Dockerfile.backend
+
+test: lint test-rust test-docker test-infra ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e
@@ -61,3 +69,13 @@ loadtest: ## oha through the proxy of a running stack (CONNECTIONS=50 DURATION=1
 test-e2e: venv ## end-to-end tests through the local stack (debug builds)
 	$(CARGO) build --workspace --bins
 	PLANB_PROFILE=debug $(VENV)/bin/pytest -q testkit/e2e
+
+# --- side-by-side benchmarks (../shared/anchors/bench.py: nginx/haproxy; aws-jwt-verify/the seed) ---
+.PHONY: bench-proxy bench-verify
+BENCH ?= ../shared/anchors/bench.py
+
+bench-proxy: release ## planb-proxy beside tuned nginx and haproxy (needs oha, nginx, haproxy)
+	$(PYTHON) $(BENCH) proxy -- scripts/bench-proxy-candidate.sh
+
+bench-verify: release ## planb-backend beside aws-jwt-verify and the seed's FastAPI (needs oha, node)
+	$(PYTHON) $(BENCH) verify -- target/release/planb-backend
