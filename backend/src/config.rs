@@ -308,16 +308,11 @@ mod tests {
 
     #[test]
     fn each_missing_required_variable_is_named() {
-        for skip in 0..BASE.len() {
-            let pairs: Vec<_> = BASE
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != skip)
-                .map(|(_, p)| *p)
-                .collect();
+        for (var, _) in BASE {
+            let pairs: Vec<_> = BASE.iter().filter(|(k, _)| *k != var).copied().collect();
             let err = lookup(&pairs).unwrap_err();
-            assert_eq!(err.var, BASE[skip].0);
-            assert!(err.to_string().contains(BASE[skip].0));
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var));
             assert!(!err.to_string().contains('\n'));
         }
     }

@@ -36,6 +36,8 @@ fn start() -> Result<(), String> {
         .build()
         .map_err(|e| format!("planb-backend: tokio runtime: {e}"))?;
     runtime.block_on(async {
+        let shutdown = server::shutdown_signal()
+            .map_err(|e| format!("planb-backend: signal handlers: {e}"))?;
         let listener = tokio::net::TcpListener::bind(config.listen_addr)
             .await
             .map_err(|e| {
@@ -52,7 +54,7 @@ fn start() -> Result<(), String> {
             token_cache_size = config.token_cache_size,
             "planb-backend listening"
         );
-        server::run(&config, listener, server::shutdown_signal()).await
+        server::run(&config, listener, shutdown).await
     })?;
     // Do not wait for stray blocking tasks (DNS lookups) past the drain.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -283,7 +283,7 @@ fn modulus_bits(n: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{test_key, TestKey};
+    use crate::test_support::{jwks, test_key, Answer, KeyServer, TestKey};
     use serde_json::json;
 
     fn one(entry: serde_json::Value) -> KeySet {
@@ -383,6 +383,186 @@ mod tests {
         ]});
         let keys = parse_jwks(doc.to_string().as_bytes()).unwrap();
         assert_eq!(keys.keys().collect::<Vec<_>>(), ["kid-0"]);
+    }
+
+    fn cache(server: &KeyServer, penalty: Duration) -> JwksCache {
+        JwksCache::with_penalty(
+            server.url(),
+            Fetcher::new().unwrap(),
+            Arc::new(Metrics::default()),
+            penalty,
+        )
+    }
+
+    #[tokio::test]
+    async fn rule9_load_fetches_once_and_known_kids_need_no_fetch() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = cache(&server, PENALTY);
+        assert!(!c.is_loaded());
+        c.load().await;
+        assert!(c.is_loaded());
+        for _ in 0..10 {
+            c.key("kid-0").await.unwrap();
+        }
+        c.load().await; // already loaded: no fetch
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn rule9_unknown_kid_refetches_once_then_penalty_box() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = cache(&server, PENALTY);
+        c.load().await;
+        assert_eq!(c.key("nope").await.unwrap_err(), Rejection::UnknownKid);
+        assert_eq!(server.hits(), 2, "an unknown kid triggers one refetch");
+        // The new key is published, but the URL is in the penalty box: no fetch.
+        server.set(Answer::Body(jwks(&[test_key(0), test_key(1)]).to_string()));
+        for kid in ["nope", "other", "kid-1"] {
+            assert_eq!(
+                c.key(kid).await.unwrap_err(),
+                Rejection::UnknownKid,
+                "{kid}"
+            );
+        }
+        assert_eq!(server.hits(), 2, "no refetch within the penalty");
+        assert!(c.key("kid-0").await.is_ok(), "known keys keep working");
+    }
+
+    #[tokio::test]
+    async fn rule9_penalty_expires_and_a_rotated_key_is_picked_up() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = cache(&server, Duration::from_millis(200));
+        c.load().await;
+        assert!(c.key("kid-1").await.is_err());
+        server.set(Answer::Body(jwks(&[test_key(1)]).to_string()));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(c.key("kid-1").await.is_ok());
+        assert_eq!(server.hits(), 3);
+        assert!(
+            c.key("kid-0").await.is_err(),
+            "a key removed from the JWKS is dropped after a successful refetch"
+        );
+    }
+
+    #[tokio::test]
+    async fn rule9_concurrent_misses_share_one_fetch() {
+        let server = KeyServer::start(Answer::Slow(
+            Duration::from_millis(200),
+            jwks(&[test_key(0)]).to_string(),
+        ))
+        .await;
+        let c = Arc::new(cache(&server, PENALTY));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.key("kid-0").await.is_ok() })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn rule9_fetch_failures_keep_known_keys_and_are_penalised() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = cache(&server, PENALTY);
+        c.load().await;
+        server.stop();
+        assert_eq!(
+            c.key("kid-1").await.unwrap_err(),
+            Rejection::JwksUnavailable
+        );
+        assert_eq!(
+            c.key("kid-2").await.unwrap_err(),
+            Rejection::JwksUnavailable,
+            "penalised: shares the failure"
+        );
+        assert!(c.key("kid-0").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn rule9_bad_answers_are_errors_not_crashes() {
+        let big = format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(MAX_JWKS_BYTES));
+        for answer in [
+            Answer::Body("not json".into()),
+            Answer::Body(big),
+            Answer::Status(302, "http://127.0.0.1:9/elsewhere".into()),
+            Answer::Status(500, String::new()),
+            Answer::Hangup,
+        ] {
+            let server = KeyServer::start(answer.clone()).await;
+            let c = cache(&server, PENALTY);
+            assert_eq!(
+                c.key("kid-0").await.unwrap_err(),
+                Rejection::JwksUnavailable,
+                "{answer:?}"
+            );
+            assert!(!c.is_loaded());
+        }
+    }
+
+    #[tokio::test]
+    async fn rule9_redirects_are_not_followed() {
+        let target = KeyServer::jwks(&[test_key(0)]).await;
+        let server = KeyServer::start(Answer::Status(302, target.url())).await;
+        let c = cache(&server, PENALTY);
+        assert_eq!(
+            c.key("kid-0").await.unwrap_err(),
+            Rejection::JwksUnavailable
+        );
+        assert_eq!(target.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn rule9_transport_errors_are_retried_once() {
+        let server = KeyServer::start(Answer::Hangup).await;
+        let c = cache(&server, PENALTY);
+        assert!(c.key("kid-0").await.is_err());
+        assert_eq!(server.hits(), 2, "one retry after a transport error");
+        let server = KeyServer::start(Answer::Status(503, String::new())).await;
+        let c = cache(&server, PENALTY);
+        assert!(c.key("kid-0").await.is_err());
+        assert_eq!(server.hits(), 1, "no retry after a bad status");
+    }
+
+    #[tokio::test]
+    async fn rule9_a_slow_endpoint_times_out() {
+        let server = KeyServer::start(Answer::Slow(
+            Duration::from_secs(10),
+            jwks(&[test_key(0)]).to_string(),
+        ))
+        .await;
+        let c = cache(&server, PENALTY);
+        let started = Instant::now();
+        assert_eq!(
+            c.key("kid-0").await.unwrap_err(),
+            Rejection::JwksUnavailable
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(3500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn rule9_load_retries_until_the_jwks_is_there() {
+        let server = KeyServer::start(Answer::Status(500, String::new())).await;
+        let c = Arc::new(cache(&server, Duration::from_millis(400)));
+        let loader = tokio::spawn({
+            let c = c.clone();
+            async move { c.load().await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!c.is_loaded());
+        server.set(Answer::Body(jwks(&[test_key(0)]).to_string()));
+        tokio::time::timeout(Duration::from_secs(5), loader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(c.is_loaded());
     }
 
     #[test]

@@ -307,6 +307,146 @@ mod tests {
         );
     }
 
+    async fn authenticator(server: &KeyServer, cache_size: u64) -> (Authenticator, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let config = Config::from_lookup(|k| match k {
+            "COGNITO_USER_POOL_ID" => Some(POOL.to_string()),
+            "COGNITO_REGION" => Some(REGION.to_string()),
+            "COGNITO_APP_CLIENT_ID" => Some(CLIENT.to_string()),
+            "COGNITO_JWKS_URL" => Some(server.url()),
+            "TOKEN_CACHE_SIZE" => Some(cache_size.to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let fetcher = Fetcher::new().unwrap();
+        let jwks = Arc::new(JwksCache::new(
+            config.jwks_url.clone(),
+            fetcher.clone(),
+            metrics.clone(),
+        ));
+        jwks.load().await;
+        (
+            Authenticator::new(&config, jwks, fetcher, metrics.clone()),
+            metrics,
+        )
+    }
+
+    fn forged_signature(token: &str) -> String {
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let other = test_key(1).sign(&json!({"x": 1}));
+        format!("{input}.{}", other.rsplit_once('.').unwrap().1)
+    }
+
+    #[tokio::test]
+    async fn a_good_token_verifies() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, _) = authenticator(&server, 100).await;
+        let v = auth
+            .verify_token(&test_key(0).sign(&good_claims()), now())
+            .await
+            .unwrap();
+        assert_eq!(v.sub, SUB);
+    }
+
+    #[tokio::test]
+    async fn rule4_signature_is_checked_before_claims() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, _) = authenticator(&server, 0).await;
+        // Expired, foreign issuer, ID-token shape: a forged signature is reported first.
+        let mut claims = claims_for("client9", now() - 10.0);
+        claims["iss"] = json!("https://evil.example");
+        claims["aud"] = json!("client9");
+        let tok = forged_signature(&test_key(0).sign(&claims));
+        assert_eq!(
+            auth.verify_token(&tok, now()).await.unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        // Correctly signed, the same claims fail on claims.
+        let tok = test_key(0).sign(&claims);
+        assert_eq!(
+            auth.verify_token(&tok, now()).await.unwrap_err(),
+            Rejection::Expired
+        );
+    }
+
+    #[tokio::test]
+    async fn rule4_a_token_signed_by_a_key_under_another_kid_fails() {
+        let server = KeyServer::jwks(&[test_key(0), test_key(1)]).await;
+        let (auth, _) = authenticator(&server, 0).await;
+        let tok =
+            test_key(1).sign_with_header(&json!({"kid": "kid-0", "alg": "RS256"}), &good_claims());
+        assert_eq!(
+            auth.verify_token(&tok, now()).await.unwrap_err(),
+            Rejection::InvalidSignature
+        );
+    }
+
+    #[tokio::test]
+    async fn rule10_second_verification_is_a_cache_hit_and_tampering_never_hits() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, metrics) = authenticator(&server, 100).await;
+        let tok = test_key(0).sign(&good_claims());
+        auth.verify_token(&tok, now()).await.unwrap();
+        auth.verify_token(&tok, now()).await.unwrap();
+        let text = metrics.render(auth.cached_tokens());
+        assert!(text.contains("planb_token_cache_hits_total 1\n"), "{text}");
+        // One changed byte in the signature, or in the payload: not a hit, and refused.
+        let i = tok.len() - 10;
+        let swap = if &tok[i..=i] == "A" { "B" } else { "A" };
+        let sig_tampered = format!("{}{swap}{}", &tok[..i], &tok[i + 1..]);
+        assert_eq!(
+            auth.verify_token(&sig_tampered, now()).await.unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        let mut claims = good_claims();
+        claims["username"] = json!("mallory");
+        let payload_swapped = {
+            let parts: Vec<&str> = tok.split('.').collect();
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(claims.to_string().as_bytes()),
+                parts[2]
+            )
+        };
+        assert_eq!(
+            auth.verify_token(&payload_swapped, now())
+                .await
+                .unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        assert!(metrics
+            .render(0)
+            .contains("planb_token_cache_hits_total 1\n"));
+    }
+
+    #[tokio::test]
+    async fn rule10_a_cached_token_is_refused_once_expired() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, _) = authenticator(&server, 100).await;
+        let exp = (now() + 30.0).floor();
+        let tok = test_key(0).sign(&claims_for(CLIENT, exp));
+        auth.verify_token(&tok, now()).await.unwrap();
+        assert!(auth.verify_token(&tok, exp - 1.0).await.is_ok());
+        assert_eq!(
+            auth.verify_token(&tok, exp).await.unwrap_err(),
+            Rejection::Expired
+        );
+    }
+
+    #[tokio::test]
+    async fn rule10_cache_size_zero_verifies_every_time() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, metrics) = authenticator(&server, 0).await;
+        let tok = test_key(0).sign(&good_claims());
+        for _ in 0..3 {
+            auth.verify_token(&tok, now()).await.unwrap();
+        }
+        assert!(metrics
+            .render(0)
+            .contains("planb_token_cache_hits_total 0\n"));
+    }
+
     #[test]
     fn the_me_body_is_serialised_once_from_the_claims() {
         let mut claims = good_claims();
