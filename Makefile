@@ -47,7 +47,7 @@ test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), 
 test-docker: venv ## hadolint on Dockerfile.backend (no Docker engine here: the image builds at deploy)
 	$(VENV)/bin/hadolint Dockerfile.backend
 
-test: lint test-rust test-docker test-infra ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-docker test-infra ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e
