@@ -27,6 +27,7 @@ describe('backend service', () => {
       COGNITO_REGION: 'eu-west-1',
       COGNITO_APP_CLIENT_ID: { Ref: logicalId(s.stack, 'Auth/UserPool/AlbClient') },
       LISTEN_ADDR: '0.0.0.0:8080',
+      PROFILE_SCOPE: 'profile',
       // Ref of an ALB is its ARN: the backend checks the x-amzn-oidc-data signer against it.
       ALB_ARN: { Ref: logicalId(s.stack, 'PublicAlb/Alb') },
       RUST_LOG: 'info',

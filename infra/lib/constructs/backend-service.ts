@@ -85,6 +85,10 @@ export class BackendService extends Construct {
       COGNITO_REGION: Stack.of(this).region,
       COGNITO_APP_CLIENT_ID: props.userPoolClient.userPoolClientId,
       LISTEN_ADDR: `0.0.0.0:${BACKEND_PORT}`,
+      // ALB1 asks Cognito for `openid email profile` (public-alb.ts): the scope-guarded
+      // route checks one of those, so a signed-in user reaches it and a token minted for
+      // other scopes (another app client, client credentials) gets 403.
+      PROFILE_SCOPE: 'profile',
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
     };
