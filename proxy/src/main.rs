@@ -1,4 +1,4 @@
-//! planb-proxy: CLI → config → start-up (SSM, DNS) → Pingora server.
+//! planb-proxy: CLI → config → Pingora server (start-up is its first service).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,28 +64,6 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    // Start-up work on a short-lived runtime, dropped before Pingora forks.
-    let prepared = {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("planb-proxy: cannot start a runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        rt.block_on(planb_proxy::prepare(&config.proxy))
-    };
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("planb-proxy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-
     let opt = Opt {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
@@ -93,5 +71,7 @@ fn main() -> ExitCode {
         conf: None,
         ..Opt::default()
     };
-    planb_proxy::build_server(opt, config, prepared).run_forever()
+    // No tokio runtime exists before this point: Pingora forks on -d, and a
+    // runtime (its signal pipe included) must not be shared across the fork.
+    planb_proxy::build_server(opt, config).run_forever()
 }

@@ -99,6 +99,15 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
+        // Present from the start (at 0), so dashboards and alerts see them.
+        for kind in [
+            "ConnectRefused",
+            "ConnectTimedout",
+            "ReadTimedout",
+            "ConnectNoRoute",
+        ] {
+            upstream_errors.with_label_values(&[kind]);
+        }
         Metrics {
             registry,
             requests,

@@ -5,12 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_ssm::error::DisplayErrorContext;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 
 use crate::discovery::{SharedTarget, Target};
 use crate::metrics::Metrics;
@@ -90,37 +87,30 @@ pub async fn read_at_startup(name: &str, budget: Duration) -> Result<String, Str
     }
 }
 
-/// The background service that re-reads the parameter.
-pub struct SsmRefresh {
-    pub parameter: String,
-    pub default_port: u16,
-    pub every: Duration,
-    pub target: SharedTarget,
-    pub metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl BackgroundService for SsmRefresh {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        // The client lives in this service's runtime (its connection pool too).
-        let client = client().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(self.every) => {}
+/// Re-reads the parameter every `every`, forever: a new value replaces the
+/// target (discovery resolves it on its next run); a failed read keeps it.
+pub async fn refresh(
+    parameter: &str,
+    default_port: u16,
+    every: Duration,
+    target: &SharedTarget,
+    metrics: &Metrics,
+) {
+    // The client lives in the calling service's runtime (its connection pool too).
+    let client = client().await;
+    loop {
+        tokio::time::sleep(every).await;
+        match get(&client, parameter).await {
+            Ok(value) => {
+                let new = target_from_value(&value, default_port);
+                if **target.load() != new {
+                    tracing::info!(parameter, upstream = %new, "upstream name changed");
+                    target.store(Arc::new(new));
+                }
             }
-            match get(&client, &self.parameter).await {
-                Ok(value) => {
-                    let new = target_from_value(&value, self.default_port);
-                    if **self.target.load() != new {
-                        tracing::info!(parameter = %self.parameter, upstream = %new, "upstream name changed");
-                        self.target.store(Arc::new(new));
-                    }
-                }
-                Err(e) => {
-                    self.metrics.ssm_refresh_failures.inc();
-                    tracing::warn!(parameter = %self.parameter, error = %e, "SSM re-read failed; keeping the current upstream name");
-                }
+            Err(e) => {
+                metrics.ssm_refresh_failures.inc();
+                tracing::warn!(parameter, error = %e, "SSM re-read failed; keeping the current upstream name");
             }
         }
     }

@@ -1,0 +1,192 @@
+//! Signals: SIGTERM lets in-flight requests finish; the binary upgrade
+//! (the systemd ExecReload sequence: new process with `-u -d`, then SIGQUIT to
+//! the old one) loses no request under load.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let mut conf = ProxyConf::new("sigterm", &format!("address: \"{}\"", up.addr));
+    // Pingora drains for grace_period_seconds, then drops what is left.
+    conf.grace_period = 3;
+    let mut proxy = conf.start(&[]);
+    let listen = conf.listen;
+    let in_flight = std::thread::spawn(move || get(listen, "/slow?ms=1500", &[]));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(proxy.pid(), libc::SIGTERM);
+
+    let r = in_flight
+        .join()
+        .unwrap()
+        .expect("the in-flight request failed");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["id"], "one");
+    let status = wait_exit(&mut proxy.child.0, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("did not exit after SIGTERM:\n{}", conf.log_text()));
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        conf.log_text()
+    );
+    assert!(
+        conf.log_text().contains("SIGTERM received"),
+        "{}",
+        conf.log_text()
+    );
+}
+
+#[test]
+fn a_binary_upgrade_under_load_fails_no_request() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let mut conf = ProxyConf::new("upgrade", &format!("address: \"{}\"", up.addr));
+    conf.server_extra = "daemon_wait_for_ready: true\ndaemon_ready_timeout_seconds: 30\n".into();
+    let mut old = conf.start(&[]);
+    let old_pid = old.pid();
+
+    // Load: 4 clients, each a new connection per request, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let listen = conf.listen;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match get(listen, "/slow?ms=20", &[]) {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", r.status)),
+                        Err(e) => failures.lock().unwrap().push(e.to_string()),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = ok.load(Ordering::Relaxed);
+    assert!(before > 0, "no load before the upgrade");
+
+    // ExecReload, line 1: the new binary with -u -d. Its parent returns once
+    // the daemon is ready for the sockets.
+    let status = conf
+        .command(&["-u", "-d"], &[])
+        .status()
+        .expect("run the new process");
+    assert!(
+        status.success(),
+        "new process failed: {status}\n{}",
+        conf.log_text()
+    );
+    let new_pid: i32 = std::fs::read_to_string(conf.pid_file())
+        .expect("the daemon wrote its pid file")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(new_pid, old_pid);
+    // Whatever happens below, the daemon does not outlive the test.
+    struct KillPid(i32);
+    impl Drop for KillPid {
+        fn drop(&mut self) {
+            if alive(self.0) {
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+    let _guard = KillPid(new_pid);
+
+    // ExecReload, line 2: SIGQUIT to the old process.
+    signal(old_pid, libc::SIGQUIT);
+    let exited = wait_exit(&mut old.child.0, Duration::from_secs(30));
+    assert!(
+        exited.is_some(),
+        "old process did not exit:\n{}",
+        conf.log_text()
+    );
+    let at_old_exit = ok.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let total = ok.load(Ordering::Relaxed);
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        conf.log_text()
+    );
+    assert!(
+        at_old_exit > before,
+        "no requests served during the upgrade"
+    );
+    assert!(
+        total > at_old_exit,
+        "no requests served after the old process exited"
+    );
+    assert!(
+        alive(new_pid),
+        "the new process is gone:\n{}",
+        conf.log_text()
+    );
+    assert_eq!(who(conf.listen), "one");
+
+    signal(new_pid, libc::SIGTERM);
+    assert!(
+        eventually(Duration::from_secs(15), || !alive(new_pid)),
+        "the new process did not stop on SIGTERM"
+    );
+}
+
+#[test]
+fn a_reload_whose_new_process_cannot_start_leaves_the_old_one_serving() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let mut conf = ProxyConf::new("badreload", &format!("address: \"{}\"", up.addr));
+    conf.server_extra = "daemon_wait_for_ready: true\ndaemon_ready_timeout_seconds: 30\n".into();
+    let old = conf.start(&[]);
+
+    // The file now names an SSM parameter that cannot be read (nothing
+    // listens at the endpoint): the new process must fail before systemd
+    // would send SIGQUIT to the old one.
+    let dead_endpoint = format!("http://127.0.0.1:{}", testkit::free_port());
+    conf.upstream = "ssm_parameter: /planb/test/unreadable\nssm_startup_timeout_secs: 1".into();
+    conf.write();
+    let status = conf
+        .command(
+            &["-u", "-d"],
+            &[
+                ("AWS_REGION", "ap-northeast-1"),
+                ("AWS_ENDPOINT_URL_SSM", &dead_endpoint),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+        )
+        .status()
+        .unwrap();
+    assert!(
+        !status.success(),
+        "the reload should fail:\n{}",
+        conf.log_text()
+    );
+    assert!(conf
+        .log_text()
+        .contains("cannot read SSM parameter /planb/test/unreadable"));
+    assert!(alive(old.pid()));
+    for _ in 0..5 {
+        assert_eq!(who(conf.listen), "one");
+    }
+}
