@@ -69,10 +69,13 @@ pub async fn read_at_startup(name: &str, budget: Duration) -> Result<String, Str
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let last = match tokio::time::timeout(budget, get(&client, name)).await {
+        let left = budget
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let last = match tokio::time::timeout(left, get(&client, name)).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,
-            Err(_) => format!("no answer within {budget:?}"),
+            Err(_) => format!("no answer within {left:?}"),
         };
         let spent = started.elapsed();
         if spent + delay >= budget {

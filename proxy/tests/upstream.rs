@@ -105,7 +105,7 @@ fn a_missing_parameter_is_one_clear_line_and_a_non_zero_exit() {
     let moto = testkit::Moto::start();
     let conf = ProxyConf::new(
         "nossm",
-        "ssm_parameter: /planb/test/does-not-exist\nssm_startup_timeout_secs: 2",
+        "ssm_parameter: /planb/test/does-not-exist\nssm_startup_timeout_secs: 4",
     );
     conf.write();
     let env = aws_env(&moto);

@@ -360,6 +360,15 @@ impl ProxyConf {
     }
 }
 
+impl Drop for ProxyConf {
+    fn drop(&mut self) {
+        // Keep the files (the proxy's log) of a failed test for inspection.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 pub struct Proxy {
     pub child: KillOnDrop,
 }
