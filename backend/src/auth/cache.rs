@@ -28,11 +28,14 @@ pub struct TokenCache<V> {
 
 struct UntilExp;
 
+/// Longest an entry is kept whatever its `exp` says (Cognito access tokens live at most a day).
+pub const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 impl<V: Expires + Send + Sync + 'static> Expiry<TokenKey, Arc<V>> for UntilExp {
     fn expire_after_create(&self, _: &TokenKey, value: &Arc<V>, _: Instant) -> Option<Duration> {
-        Some(Duration::from_secs_f64(
-            (value.expires_at() - unix_now()).max(0.0),
-        ))
+        // try_from: an absurd exp (1e300) must not panic; it is capped like any other.
+        let left = Duration::try_from_secs_f64((value.expires_at() - unix_now()).max(0.0));
+        Some(left.unwrap_or(MAX_ENTRY_LIFETIME).min(MAX_ENTRY_LIFETIME))
     }
 }
 
@@ -138,6 +141,13 @@ mod tests {
         c.insert(key_of("aaa.bbb.ccc"), Arc::new(V(unix_now() + 60.0)));
         assert!(c.get(&key_of("aaa.bbb.ccd"), 0.0).is_none());
         assert!(c.get(&key_of("aaa.bbb.cc"), 0.0).is_none());
+    }
+
+    #[test]
+    fn an_absurd_exp_is_capped_not_a_panic() {
+        let c = TokenCache::new(10);
+        c.insert(key_of("tok"), Arc::new(V(1e300)));
+        assert!(c.get(&key_of("tok"), unix_now()).is_some());
     }
 
     #[test]

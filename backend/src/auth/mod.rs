@@ -59,26 +59,24 @@ impl Verified {
         let scopes: Vec<String> = claims.scopes().map(str::to_string).collect();
         let groups = claims.groups.unwrap_or_default();
         let exp = claims.exp.unwrap_or(0.0);
-        // A whole-second exp (always, from Cognito) prints as an integer.
-        let exp_json = if exp.fract() == 0.0 && exp.abs() < 9.0e15 {
-            serde_json::Value::from(exp as i64)
-        } else {
-            serde_json::Value::from(exp)
+        let body = MeBody {
+            sub: claims.sub.as_deref(),
+            username: claims.username.as_deref(),
+            client_id: claims.client_id.as_deref(),
+            scope: &scopes,
+            groups: &groups,
+            exp: exp_number(exp),
         };
-        let body = serde_json::json!({
-            "sub": claims.sub,
-            "username": claims.username,
-            "client_id": claims.client_id,
-            "scope": scopes,
-            "groups": groups,
-            "exp": exp_json,
-        });
+        // Serialising a borrowed struct straight to bytes: no intermediate JSON tree.
+        let me_body = serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .unwrap_or_default();
         Verified {
             sub: claims.sub.unwrap_or_default(),
             groups,
             scopes,
             exp,
-            me_body: Bytes::from(body.to_string()),
+            me_body,
         }
     }
 
@@ -90,6 +88,26 @@ impl Verified {
     /// True when the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// The `/api/me` body.
+#[derive(serde::Serialize)]
+struct MeBody<'a> {
+    sub: Option<&'a str>,
+    username: Option<&'a str>,
+    client_id: Option<&'a str>,
+    scope: &'a [String],
+    groups: &'a [String],
+    exp: serde_json::Number,
+}
+
+/// A whole-second `exp` (always, from Cognito) as an integer, anything else as a float.
+fn exp_number(exp: f64) -> serde_json::Number {
+    if exp.fract() == 0.0 && exp.abs() < 9.0e15 {
+        serde_json::Number::from(exp as i64)
+    } else {
+        serde_json::Number::from_f64(exp).unwrap_or_else(|| serde_json::Number::from(0))
     }
 }
 
@@ -139,8 +157,12 @@ impl Authenticator {
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
         if let Some(alb) = &self.alb {
-            let data =
-                single_header(headers, OIDC_DATA_HEADER)?.ok_or(Rejection::AlbDataMissing)?;
+            let data = single_header(headers, OIDC_DATA_HEADER)
+                .map_err(|e| match e {
+                    Rejection::MalformedToken => Rejection::AlbDataMalformed,
+                    other => other,
+                })?
+                .ok_or(Rejection::AlbDataMissing)?;
             let identity_header = single_header(headers, OIDC_IDENTITY_HEADER)?;
             let who = Identities {
                 access_sub: &verified.sub,
