@@ -8,6 +8,8 @@
 //!   [`auth::fetch`] bounded HTTP, [`auth::cache`] verified tokens, [`auth::alb`] ALB data)
 //! - [`error`]: the one rejection enum; [`metrics`]: Prometheus counters; [`logging`]
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod config;
 pub mod error;
