@@ -44,7 +44,5 @@ pub fn build_app(config: &Config) -> Result<App, String> {
         auth: Authenticator::new(config, jwks.clone(), fetcher, metrics.clone()),
         jwks,
         metrics,
-        admin_group: config.admin_group.clone(),
-        profile_scope: config.profile_scope.clone(),
     })
 }

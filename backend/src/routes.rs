@@ -82,10 +82,6 @@ pub struct App {
     pub jwks: Arc<JwksCache>,
     /// The counters.
     pub metrics: Arc<Metrics>,
-    /// The group `/api/admin` requires.
-    pub admin_group: String,
-    /// The scope `/api/profile` requires.
-    pub profile_scope: String,
 }
 
 /// The response body type.
@@ -140,7 +136,7 @@ async fn dispatch(app: &App, route: Route, headers: &HeaderMap) -> Response<Body
             r
         }
         Route::Me | Route::Admin | Route::Profile => match app.auth.authenticate(headers).await {
-            Ok(who) => protected(app, route, &who),
+            Ok(who) => protected(route, &who),
             Err(why) => {
                 app.metrics.failure(why);
                 tracing::debug!(
@@ -156,14 +152,14 @@ async fn dispatch(app: &App, route: Route, headers: &HeaderMap) -> Response<Body
 }
 
 /// The protected routes, for a verified caller.
-fn protected(app: &App, route: Route, who: &Verified) -> Response<Body> {
+fn protected(route: Route, who: &Verified) -> Response<Body> {
     match route {
-        Route::Admin if !who.in_group(&app.admin_group) => reject(Rejection::MissingGroup),
+        Route::Admin if !who.admin => reject(Rejection::MissingGroup),
         Route::Admin => json(
             StatusCode::OK,
             Bytes::from(serde_json::json!({"sub": who.sub, "admin": true}).to_string()),
         ),
-        Route::Profile if !who.has_scope(&app.profile_scope) => reject(Rejection::MissingScope),
+        Route::Profile if !who.profile => reject(Rejection::MissingScope),
         // /api/profile and /api/me share the body: the caller's identity.
         _ => json(StatusCode::OK, who.me_body.clone()),
     }

@@ -31,20 +31,30 @@ pub const OIDC_DATA_HEADER: &str = "x-amzn-oidc-data";
 /// The header ALB puts the user's `sub` in.
 pub const OIDC_IDENTITY_HEADER: &str = "x-amzn-oidc-identity";
 
-/// A verified caller, as cached: the claims the API uses, and the `/api/me`
-/// body serialised once so a cache hit does no JSON work.
+/// A verified caller, as cached. Kept small on purpose (one per cached
+/// token): the `/api/me` body serialised once, so a cache hit does no JSON
+/// work, and the route guards decided once, instead of the group and scope lists.
 #[derive(Debug)]
 pub struct Verified {
     /// The user's `sub`.
-    pub sub: String,
-    /// The user's Cognito groups.
-    pub groups: Vec<String>,
-    /// The token's scopes.
-    pub scopes: Vec<String>,
+    pub sub: Box<str>,
     /// The token's `exp`, seconds since the epoch.
     pub exp: f64,
+    /// Whether the caller is in the group `/api/admin` requires.
+    pub admin: bool,
+    /// Whether the token carries the scope `/api/profile` requires.
+    pub profile: bool,
     /// `{"sub","username","client_id","scope":[...],"groups":[...],"exp"}`.
     pub me_body: Bytes,
+}
+
+/// What the guarded routes require (`ADMIN_GROUP`, `PROFILE_SCOPE`).
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// The Cognito group `/api/admin` requires.
+    pub admin_group: String,
+    /// The OAuth scope `/api/profile` requires.
+    pub profile_scope: String,
 }
 
 impl Expires for Verified {
@@ -55,39 +65,29 @@ impl Expires for Verified {
 
 impl Verified {
     /// Builds the identity from claims that passed every rule.
-    fn from_claims(claims: Claims) -> Verified {
-        let scopes: Vec<String> = claims.scopes().map(str::to_string).collect();
-        let groups = claims.groups.unwrap_or_default();
+    fn from_claims(claims: Claims, guards: &Guards) -> Verified {
+        let scopes: Vec<&str> = claims.scopes().collect();
+        let groups: &[String] = claims.groups.as_deref().unwrap_or_default();
         let exp = claims.exp.unwrap_or(0.0);
         let body = MeBody {
             sub: claims.sub.as_deref(),
             username: claims.username.as_deref(),
             client_id: claims.client_id.as_deref(),
             scope: &scopes,
-            groups: &groups,
+            groups,
             exp: exp_number(exp),
         };
-        // Serialising a borrowed struct straight to bytes: no intermediate JSON tree.
+        // A borrowed struct straight to bytes (no JSON tree), shrunk to fit: it is kept per entry.
         let me_body = serde_json::to_vec(&body)
-            .map(Bytes::from)
+            .map(|v| Bytes::from(v.into_boxed_slice()))
             .unwrap_or_default();
         Verified {
-            sub: claims.sub.unwrap_or_default(),
-            groups,
-            scopes,
+            admin: groups.contains(&guards.admin_group),
+            profile: scopes.contains(&guards.profile_scope.as_str()),
+            sub: claims.sub.unwrap_or_default().into_boxed_str(),
             exp,
             me_body,
         }
-    }
-
-    /// True when the caller is in `group`.
-    pub fn in_group(&self, group: &str) -> bool {
-        self.groups.iter().any(|g| g == group)
-    }
-
-    /// True when the token carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
     }
 }
 
@@ -97,7 +97,7 @@ struct MeBody<'a> {
     sub: Option<&'a str>,
     username: Option<&'a str>,
     client_id: Option<&'a str>,
-    scope: &'a [String],
+    scope: &'a [&'a str],
     groups: &'a [String],
     exp: serde_json::Number,
 }
@@ -114,6 +114,7 @@ fn exp_number(exp: f64) -> serde_json::Number {
 /// Verifies callers: owns the JWKS, the token cache and the optional ALB check.
 pub struct Authenticator {
     expected: Expected,
+    guards: Guards,
     jwks: Arc<JwksCache>,
     cache: TokenCache<Verified>,
     alb: Option<AlbVerifier>,
@@ -143,6 +144,10 @@ impl Authenticator {
                 issuer: config.issuer.clone(),
                 client_ids: config.client_ids.clone(),
                 leeway: config.leeway,
+            },
+            guards: Guards {
+                admin_group: config.admin_group.clone(),
+                profile_scope: config.profile_scope.clone(),
             },
             jwks,
             cache: TokenCache::new(config.token_cache_size),
@@ -190,7 +195,7 @@ impl Authenticator {
         let jwk = self.jwks.key(&parsed.kid).await?;
         jwk.verify(parsed.signing_input, &parsed.signature)?;
         parsed.claims.check(&self.expected, now)?;
-        let verified = Arc::new(Verified::from_claims(parsed.claims));
+        let verified = Arc::new(Verified::from_claims(parsed.claims, &self.guards));
         if let Some(key) = key {
             self.cache.insert(key, verified.clone());
         }
@@ -367,7 +372,7 @@ mod tests {
             .verify_token(&test_key(0).sign(&good_claims()), now())
             .await
             .unwrap();
-        assert_eq!(v.sub, SUB);
+        assert_eq!(&*v.sub, SUB);
     }
 
     #[tokio::test]
@@ -474,7 +479,14 @@ mod tests {
         let mut claims = good_claims();
         claims["exp"] = json!(1_800_000_000);
         let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), &claims, b"s");
-        let v = Verified::from_claims(jwt::parse(&tok).unwrap().claims);
+        let guards = |g: &str, s: &str| Guards {
+            admin_group: g.into(),
+            profile_scope: s.into(),
+        };
+        let v = Verified::from_claims(
+            jwt::parse(&tok).unwrap().claims,
+            &guards("admins", "planb/read"),
+        );
         let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
         assert_eq!(
             body,
@@ -484,7 +496,14 @@ mod tests {
                 "groups": ["admins"], "exp": 1_800_000_000,
             })
         );
-        assert!(v.in_group("admins") && !v.in_group("admin"));
-        assert!(v.has_scope("planb/read") && !v.has_scope("planb"));
+        assert!(v.admin && v.profile);
+        for (g, s) in [
+            ("admin", "planb/read"),
+            ("admins", "planb"),
+            ("Admins", "planb/READ"),
+        ] {
+            let v = Verified::from_claims(jwt::parse(&tok).unwrap().claims, &guards(g, s));
+            assert!(!(v.admin && v.profile), "{g} {s}");
+        }
     }
 }
