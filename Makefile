@@ -8,7 +8,7 @@ CARGO       ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 PROXY_MUSL  := target/$(MUSL_TARGET)/release/planb-proxy
 
-.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker
+.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,7 +47,10 @@ test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), 
 test-docker: venv ## hadolint on Dockerfile.backend (no Docker engine here: the image builds at deploy)
 	$(VENV)/bin/hadolint Dockerfile.backend
 
-test: lint test-rust test-e2e test-docker test-infra ## every test and gate (what CI runs)
+test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
+	scripts/check-systemd.sh
+
+test: lint test-rust test-e2e test-systemd test-docker test-infra ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e
