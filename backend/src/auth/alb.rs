@@ -16,6 +16,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{key_of, Expires, TokenCache};
 use super::fetch::Fetcher;
 use super::jwks::PENALTY;
 use super::jwt::{json_object, non_null, MAX_TOKEN_LEN};
@@ -62,6 +63,18 @@ struct AlbPayload {
     exp: Option<f64>,
 }
 
+/// A verified data token, as cached: its user and when it stops being valid.
+struct AlbVerified {
+    sub: Box<str>,
+    exp: f64,
+}
+
+impl Expires for AlbVerified {
+    fn expires_at(&self) -> f64 {
+        self.exp
+    }
+}
+
 /// What the caller's request says about the user, to be tied together.
 pub struct Identities<'a> {
     /// The verified access token's `sub`.
@@ -81,15 +94,18 @@ pub struct AlbVerifier {
     metrics: Arc<Metrics>,
     keys: moka::future::Cache<String, Arc<ParsedPublicKey>>,
     failed: moka::sync::Cache<String, ()>,
+    cache: TokenCache<AlbVerified>,
 }
 
 impl AlbVerifier {
-    /// A verifier for `alb`, accepting tokens for `issuer` and `client_ids`.
+    /// A verifier for `alb`, accepting tokens for `issuer` and `client_ids`,
+    /// keeping up to `cache_size` verified data tokens (0: none).
     pub fn new(
         alb: &AlbConfig,
         issuer: &str,
         client_ids: &[String],
         leeway: Duration,
+        cache_size: u64,
         fetcher: Fetcher,
         metrics: Arc<Metrics>,
     ) -> AlbVerifier {
@@ -106,11 +122,33 @@ impl AlbVerifier {
                 .max_capacity(1024)
                 .time_to_live(PENALTY)
                 .build(),
+            cache: TokenCache::new(cache_size),
         }
     }
 
-    /// Rule 8, for a request whose access token has already verified.
+    /// Rule 8, for a request whose access token has already verified. A data
+    /// token verified before is answered from the cache (keyed by its SHA-256,
+    /// never past its earliest `exp`); the identities are tied on every request.
     pub async fn verify(&self, data: &str, who: Identities<'_>, now: f64) -> Result<(), Rejection> {
+        let key = self.cache.enabled().then(|| key_of(data));
+        let verified = match key.as_ref().and_then(|k| self.cache.get(k, now)) {
+            Some(hit) => hit,
+            None => {
+                let fresh = Arc::new(self.verify_uncached(data, now).await?);
+                if let Some(k) = key {
+                    self.cache.insert(k, fresh.clone());
+                }
+                fresh
+            }
+        };
+        let sub = &*verified.sub;
+        if sub != who.access_sub || who.identity_header != Some(sub) {
+            return Err(Rejection::IdentityMismatch);
+        }
+        Ok(())
+    }
+
+    async fn verify_uncached(&self, data: &str, now: f64) -> Result<AlbVerified, Rejection> {
         let (signing_input, header, payload, signature) = parse(data)?;
         if header.alg.as_deref() != Some("ES256") {
             return Err(Rejection::AlbAlg);
@@ -127,11 +165,12 @@ impl AlbVerifier {
         key.verify_sig(signing_input.as_bytes(), &signature)
             .map_err(|_| Rejection::AlbSignature)?;
         self.check_claims(&header, &payload, now)?;
-        let sub = payload.sub.as_deref().ok_or(Rejection::IdentityMismatch)?;
-        if sub != who.access_sub || who.identity_header != Some(sub) {
-            return Err(Rejection::IdentityMismatch);
-        }
-        Ok(())
+        let sub = payload.sub.ok_or(Rejection::IdentityMismatch)?;
+        Ok(AlbVerified {
+            sub: sub.into_boxed_str(),
+            // check_claims made sure both are present.
+            exp: header.exp.unwrap_or(0.0).min(payload.exp.unwrap_or(0.0)),
+        })
     }
 
     /// Client, expiry and issuer in header and payload, after the signature.
@@ -263,6 +302,14 @@ mod tests {
     }
 
     async fn verifier(key: &AlbStandInKey, status: u16) -> (AlbVerifier, Arc<AtomicUsize>) {
+        verifier_with_cache(key, status, 0).await
+    }
+
+    async fn verifier_with_cache(
+        key: &AlbStandInKey,
+        status: u16,
+        cache_size: u64,
+    ) -> (AlbVerifier, Arc<AtomicUsize>) {
         let (url, hits) = key_endpoint(key.pem(), status).await;
         let alb = AlbConfig {
             arn: ALB_ARN.into(),
@@ -273,6 +320,7 @@ mod tests {
             ISSUER,
             &[CLIENT.to_string()],
             Duration::ZERO,
+            cache_size,
             Fetcher::new().unwrap(),
             Arc::new(Metrics::default()),
         );
@@ -452,6 +500,34 @@ mod tests {
             1,
             "a failed kid is not refetched within the penalty"
         );
+    }
+
+    #[tokio::test]
+    async fn rule8_cached_data_tokens_still_tie_identities_and_expire() {
+        let key = AlbStandInKey::generate();
+        let (v, _) = verifier_with_cache(&key, 200, 100).await;
+        let exp = (now() + 60.0).floor();
+        let tok = key.sign(&alb_header(exp), &alb_payload(exp - 30.0), true);
+        assert_eq!(v.verify(&tok, who(), now()).await, Ok(()));
+        assert_eq!(v.verify(&tok, who(), now()).await, Ok(()), "cache hit");
+        let other = Identities {
+            access_sub: "someone-else",
+            identity_header: Some(SUB),
+        };
+        assert_eq!(
+            v.verify(&tok, other, now()).await,
+            Err(Rejection::IdentityMismatch)
+        );
+        // The earlier of the two exps bounds the entry; past it, full verification refuses.
+        assert_eq!(
+            v.verify(&tok, who(), exp - 30.0).await,
+            Err(Rejection::AlbExpired)
+        );
+        // A changed byte never hits the cache.
+        let (input, sig) = tok.rsplit_once('.').unwrap();
+        let swap = if sig.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{input}.{swap}{}", &sig[1..]);
+        assert!(v.verify(&forged, who(), now()).await.is_err());
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl Authenticator {
                 &config.issuer,
                 &config.client_ids,
                 config.leeway,
+                config.token_cache_size,
                 fetcher,
                 metrics.clone(),
             )
