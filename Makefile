@@ -40,7 +40,7 @@ test-rust: venv ## every Rust test (unit, integration, moto)
 	$(CARGO) test --workspace
 
 test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), synth + cfn-lint
-	@command -v node >/dev/null && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' \
+	@command -v node >/dev/null && node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' \
 	  || { echo "infra needs Node.js 20 or newer (aws-cdk-lib): install it from nodejs.org or NodeSource" >&2; exit 1; }
 	cd infra && npm ci --no-audit --no-fund && npm test
 
