@@ -96,8 +96,10 @@ describe('proxy fleet', () => {
     expect(userData).toContain('set -euo pipefail');
     expect(userData).toMatch(/trap exitTrap EXIT/);
     expect(userData).toContain(`--resource ${logicalId(s.stack, 'ProxyFleet/Asg')}`);
-    // The unit's $MAINPID survives: the heredocs are quoted.
-    expect(userData).toContain('ExecReload=/bin/kill -QUIT $MAINPID');
+    // The unit goes in as the file says, $MAINPID included: the heredocs are quoted.
+    const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
+    expect(unit).toContain('$MAINPID');
+    expect(userData).toContain(unit);
   });
 
   test('the Auto Scaling group: private subnets, ELB health checks, rolling updates on signals', () => {
