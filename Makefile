@@ -8,7 +8,7 @@ CARGO       ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 PROXY_MUSL  := target/$(MUSL_TARGET)/release/planb-proxy
 
-.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd
+.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd test-musl
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,8 +29,14 @@ release: ## release builds of both binaries (target/release/planb-{proxy,backend
 proxy-release: ## the static musl planb-proxy that infra ships (target/x86_64-unknown-linux-musl/release/planb-proxy)
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
-	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL_TARGET) -p planb-proxy
+	# Shipped without debug info: the S3 asset is downloaded by every new instance.
+	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+	  $(CARGO) build --release --target $(MUSL_TARGET) -p planb-proxy
 	@ls -l $(PROXY_MUSL)
+
+test-musl: proxy-release ## the shipped proxy builds static and checks the production config
+	@file $(PROXY_MUSL) | grep -q 'static' || { echo "$(PROXY_MUSL) is not statically linked" >&2; exit 1; }
+	$(PROXY_MUSL) -t -c systemd/proxy.yaml
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -50,7 +56,7 @@ test-docker: venv ## hadolint on Dockerfile.backend (no Docker engine here: the 
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-systemd test-docker test-infra ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-systemd test-docker test-infra test-musl ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e
