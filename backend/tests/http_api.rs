@@ -82,11 +82,7 @@ async fn group_guarded_route() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let backend = Backend::ready(&jwks, &[]).await;
     let admin = test_key(0).sign(&good_claims());
-    let (s, _, b) = get(
-        &backend.url("/api/admin"),
-        &[("x-amzn-oidc-accesstoken", &admin)],
-    )
-    .await;
+    let (s, _, b) = get_with_token(&backend.url("/api/admin"), &admin).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         serde_json::from_str::<Value>(&b).unwrap(),
@@ -97,28 +93,16 @@ async fn group_guarded_route() {
         let mut c = good_claims();
         c["cognito:groups"] = groups;
         let tok = test_key(0).sign(&c);
-        let (s, h, b) = get(
-            &backend.url("/api/admin"),
-            &[("x-amzn-oidc-accesstoken", &tok)],
-        )
-        .await;
+        let (s, h, b) = get_with_token(&backend.url("/api/admin"), &tok).await;
         assert_error(s, &h, &b, 403, "missing_group");
     }
     let mut c = good_claims();
     c.as_object_mut().unwrap().remove("cognito:groups");
     let tok = test_key(0).sign(&c);
-    let (s, h, b) = get(
-        &backend.url("/api/admin"),
-        &[("x-amzn-oidc-accesstoken", &tok)],
-    )
-    .await;
+    let (s, h, b) = get_with_token(&backend.url("/api/admin"), &tok).await;
     assert_error(s, &h, &b, 403, "missing_group");
     // An invalid token is a 401, not a 403.
-    let (s, h, b) = get(
-        &backend.url("/api/admin"),
-        &[("x-amzn-oidc-accesstoken", "a.b.c")],
-    )
-    .await;
+    let (s, h, b) = get_with_token(&backend.url("/api/admin"), "a.b.c").await;
     assert_error(s, &h, &b, 401, "malformed_token");
     backend.stop().await;
 }
@@ -136,31 +120,16 @@ async fn group_and_scope_are_configurable() {
     c["scope"] = json!("planb/read");
     let tok = test_key(0).sign(&c);
     assert_eq!(
-        get(
-            &backend.url("/api/admin"),
-            &[("x-amzn-oidc-accesstoken", &tok)]
-        )
-        .await
-        .0,
+        get_with_token(&backend.url("/api/admin"), &tok).await.0,
         200
     );
     assert_eq!(
-        get(
-            &backend.url("/api/profile"),
-            &[("x-amzn-oidc-accesstoken", &tok)]
-        )
-        .await
-        .0,
+        get_with_token(&backend.url("/api/profile"), &tok).await.0,
         200
     );
     let plain = test_key(0).sign(&good_claims()); // group admins, not ops
     assert_eq!(
-        get(
-            &backend.url("/api/admin"),
-            &[("x-amzn-oidc-accesstoken", &plain)]
-        )
-        .await
-        .0,
+        get_with_token(&backend.url("/api/admin"), &plain).await.0,
         403
     );
     backend.stop().await;
@@ -171,11 +140,7 @@ async fn scope_guarded_route() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let backend = Backend::ready(&jwks, &[]).await;
     let tok = test_key(0).sign(&good_claims());
-    let (s, _, b) = get(
-        &backend.url("/api/profile"),
-        &[("x-amzn-oidc-accesstoken", &tok)],
-    )
-    .await;
+    let (s, _, b) = get_with_token(&backend.url("/api/profile"), &tok).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["sub"], SUB);
     for scope in [
@@ -186,11 +151,7 @@ async fn scope_guarded_route() {
         let mut c = good_claims();
         c["scope"] = scope;
         let tok = test_key(0).sign(&c);
-        let (s, h, b) = get(
-            &backend.url("/api/profile"),
-            &[("x-amzn-oidc-accesstoken", &tok)],
-        )
-        .await;
+        let (s, h, b) = get_with_token(&backend.url("/api/profile"), &tok).await;
         assert_error(s, &h, &b, 403, "missing_scope");
     }
     backend.stop().await;
@@ -463,11 +424,7 @@ async fn garbage_tokens_never_produce_a_5xx() {
         "e30.e30.e30".into(),
     ];
     for tok in tokens {
-        let (s, hd, b) = get(
-            &backend.url("/api/me"),
-            &[("x-amzn-oidc-accesstoken", &tok)],
-        )
-        .await;
+        let (s, hd, b) = get_with_token(&backend.url("/api/me"), &tok).await;
         assert_eq!(s, 401, "{tok}: {b}");
         assert_eq!(hd["www-authenticate"], "Bearer error=\"invalid_token\"");
         assert!(serde_json::from_str::<Value>(&b).unwrap()["error"].is_string());

@@ -130,6 +130,11 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::
     (status, hdrs, resp.text().await.unwrap())
 }
 
+/// GET `url` with `token` in `x-amzn-oidc-accesstoken`, as ALB1 sends it.
+pub async fn get_with_token(url: &str, token: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    get(url, &[("x-amzn-oidc-accesstoken", token)]).await
+}
+
 /// Asserts a JSON error body with `code`, and the Bearer challenge on 401s.
 pub fn assert_error(
     status: u16,
