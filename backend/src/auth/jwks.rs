@@ -175,21 +175,23 @@ impl JwksCache {
         if let Some(found) = self.find(kid) {
             return found;
         }
-        if flight.last_started.is_some_and(|t| t >= arrived) {
+        let fetched = if flight.last_started.is_some_and(|t| t >= arrived) {
             // A fetch that started after this request arrived did not bring the kid.
             self.metrics.jwks_penalty_box();
+            !self.last_failed.load(Ordering::Acquire)
         } else {
             let ok = self.fetch_in_turn(&mut flight).await;
             if let Some(found) = self.find(kid) {
                 return found;
             }
-            if !ok {
-                // The endpoint failed, not the kid: the fetch rate alone bounds retries.
-                return Err(Rejection::JwksUnavailable);
-            }
+            ok
+        };
+        if !fetched {
+            // The endpoint failed, not the kid: the fetch rate alone bounds retries.
+            return Err(Rejection::JwksUnavailable);
         }
         self.penalty.penalise(kid);
-        Err(self.unknown())
+        Err(Rejection::UnknownKid)
     }
 
     /// The initial load: fetches until a JWKS is in, backing off up to the penalty length.
