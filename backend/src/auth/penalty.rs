@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(b.reserve(), Duration::ZERO, "the first fetch goes at once");
         let second = b.reserve();
         assert!(second <= Duration::from_secs(1), "{second:?}");
-        assert!(second + t0.elapsed() >= Duration::from_secs(1), "{second:?}");
+        assert!(
+            second + t0.elapsed() >= Duration::from_secs(1),
+            "{second:?}"
+        );
         assert!(
             b.reserve_within(Duration::from_secs(1)).is_none(),
             "the slot after next is two intervals away"
