@@ -425,6 +425,15 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// Every value of one header the upstream received, in order.
+    pub fn upstream_values(&self, name: &str) -> Vec<String> {
+        self.upstream_headers()
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// The headers the upstream received, in order, from its JSON echo.
     pub fn upstream_headers(&self) -> Vec<(String, String)> {
         self.json()["headers"]
