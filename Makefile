@@ -83,8 +83,12 @@ test-e2e: venv ## end-to-end tests through the local stack (debug builds)
 .PHONY: bench-proxy bench-verify
 BENCH ?= ../shared/anchors/bench.py
 
-bench-proxy: release ## planb-proxy beside tuned nginx and haproxy (needs oha, nginx, haproxy)
-	$(PYTHON) $(BENCH) proxy -- scripts/bench-proxy-candidate.sh
+BARE_PINGORA ?= $(dir $(BENCH))bare-pingora/run.sh
+
+bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and a bare Pingora proxy, log off then on (needs oha, nginx, haproxy)
+	$(BARE_PINGORA)
+	$(PYTHON) $(BENCH) proxy --baseline $(BARE_PINGORA) -- scripts/bench-proxy-candidate.sh
+	$(PYTHON) $(BENCH) proxy --access-log --baseline $(BARE_PINGORA) -- scripts/bench-proxy-candidate.sh
 
 bench-verify: release ## planb-backend beside aws-jwt-verify and the seed's FastAPI (needs oha, node)
 	$(PYTHON) $(BENCH) verify -- target/release/planb-backend

@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
 # The planb-proxy candidate for ../shared/anchors/bench.py proxy:
-#   python3 ../shared/anchors/bench.py proxy -- scripts/bench-proxy-candidate.sh
-# Writes a config from LISTEN_ADDR, UPSTREAM_ADDR and WORK_DIR (set by
-# bench.py) with one worker thread, like the anchors' one worker, and execs
-# the release binary (PLANB_PROXY_BIN to bench another build, e.g. the musl
-# one). work_stealing: false is Pingora's own tuning for this shape: each
-# thread its own single-threaded runtime (measured: ~2x the req/s of the
-# work-stealing runtime with one thread, which idles in scheduler wake-ups).
-# ACCESS_LOG=false turns the per-request log line off (the Nginx anchor
-# runs with access_log off); the default keeps it on, as in production.
+#   python3 ../shared/anchors/bench.py proxy [--access-log] [--workers N] \
+#     --baseline ../shared/anchors/bare-pingora/run.sh -- scripts/bench-proxy-candidate.sh
+# Its config is the production file, systemd/proxy.yaml, with only these
+# changed: the addresses (LISTEN_ADDR, UPSTREAM_ADDR from bench.py, the admin
+# listener on a free port), the paths (under WORK_DIR), no SSM (the upstream
+# address is given), `threads:` (THREADS, default 1 like the anchors' one
+# worker; THREADS=2 with --workers 2) and access_log (ACCESS_LOG from
+# bench.py: true with --access-log). Every other key — Pingora's and ours —
+# is what production runs. PLANB_PROXY_BIN selects another build, e.g. the
+# shipped static one: target/x86_64-unknown-linux-musl/release/planb-proxy.
 set -euo pipefail
 : "${LISTEN_ADDR:?set by bench.py}" "${UPSTREAM_ADDR:?set by bench.py}" "${WORK_DIR:?set by bench.py}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${PLANB_PROXY_BIN:-$root/target/release/planb-proxy}
 [[ -x $bin ]] || { echo "bench-proxy-candidate: $bin is missing: cargo build --release -p planb-proxy" >&2; exit 1; }
+src=$root/systemd/proxy.yaml
 conf=$WORK_DIR/planb-proxy.yaml
-cat >"$conf" <<YAML
-version: 1
-threads: 1
-work_stealing: false
-pid_file: $WORK_DIR/planb-proxy.pid
-upgrade_sock: $WORK_DIR/planb-proxy-upgrade.sock
-grace_period_seconds: 1
-graceful_shutdown_timeout_seconds: 1
-proxy:
-  listen: "$LISTEN_ADDR"
-  admin_listen: null
-  access_log: ${ACCESS_LOG:-true}
-  upstream:
-    address: "$UPSTREAM_ADDR"
-YAML
+
+# Each substitution must hit exactly one line of the production file: a
+# renamed key fails here instead of silently benchmarking another config.
+subst() { # PATTERN REPLACEMENT (sed, whole line)
+  local n
+  n=$(grep -c -E "^$1\$" "$conf" || true)
+  [[ $n == 1 ]] || { echo "bench-proxy-candidate: '$1' matches $n lines of $src" >&2; exit 1; }
+  sed -i -E "s|^$1\$|$2|" "$conf"
+}
+cp "$src" "$conf"
+subst 'threads: [0-9]+' "threads: ${THREADS:-1}"
+subst 'pid_file: .*' "pid_file: $WORK_DIR/planb-proxy.pid"
+subst 'upgrade_sock: .*' "upgrade_sock: $WORK_DIR/planb-proxy-upgrade.sock"
+subst '  listen: .*' "  listen: \"$LISTEN_ADDR\""
+subst '  admin_listen: .*' '  admin_listen: "127.0.0.1:0"'
+subst '  access_log: .*' "  access_log: ${ACCESS_LOG:-true}"
+subst '    ssm_parameter: .*' '    ssm_parameter: null'
+subst '    address: .*' "    address: \"$UPSTREAM_ADDR\""
+diff -u "$src" "$conf" >&2 || true
 export RUST_LOG=${RUST_LOG:-info} LOG_FORMAT=${LOG_FORMAT:-json}
 exec "$bin" -c "$conf"

@@ -7,13 +7,16 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::discovery::SharedTarget;
 use crate::metrics::Metrics;
-use crate::passthrough::Upstreams;
+use crate::upstream::{SharedTarget, Upstreams};
 
+/// The admin app: what it reports on.
 pub struct Admin {
+    /// Every metric.
     pub metrics: Arc<Metrics>,
+    /// The load balancer, for the addresses and their health.
     pub upstreams: Arc<Upstreams>,
+    /// The upstream name in use.
     pub target: SharedTarget,
 }
 

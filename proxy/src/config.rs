@@ -5,12 +5,14 @@
 //! line and a non-zero exit, never a panic.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
+
+use crate::upstream::{split_host_port, valid_host};
 
 /// Where the configuration file lives on the EC2 hosts.
 pub const DEFAULT_PATH: &str = "/etc/planb-proxy/proxy.yaml";
@@ -47,36 +49,64 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// `/healthz` and `/metrics`; `None` when `admin_listen: null`.
     pub admin_listen: Option<SocketAddr>,
-    /// One line per request through tracing (target `access`).
+    /// One line per request (see `access_log`).
     pub access_log: bool,
+    /// How long client (ALB1) connections may idle and take to send a head.
+    pub downstream: DownstreamConfig,
     /// The upstream (ALB2) and how to find it.
     pub upstream: UpstreamConfig,
+}
+
+/// Limits on client (ALB1) connections, applied to every request on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownstreamConfig {
+    /// How long an idle connection is kept open waiting for its next request.
+    /// Must exceed ALB1's idle timeout, so ALB1 is always the side that closes.
+    pub keepalive: Duration,
+    /// How long a request head may take from its first byte to its last.
+    pub request_header_timeout: Duration,
 }
 
 /// Where the upstream's name comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// An SSM parameter holding ALB2's DNS name (the production path).
-    Ssm { parameter: String },
+    Ssm {
+        /// The parameter's name (`proxy.upstream.ssm_parameter`).
+        parameter: String,
+    },
     /// A fixed `host:port` (local stacks, benchmarks): no SSM call.
-    Fixed { host: String, port: u16 },
+    Fixed {
+        /// A DNS name or an IP literal.
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
 }
 
 /// `proxy.upstream`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
+    /// SSM parameter or fixed address.
     pub source: Source,
     /// Port used with a name read from SSM (the parameter holds a bare host name).
     pub port: u16,
+    /// How often the SSM parameter is re-read.
     pub ssm_refresh: Duration,
-    /// The whole start-up budget for reading the parameter (retries with backoff inside).
-    pub ssm_startup_timeout: Duration,
+    /// The whole start-up budget for reading the parameter and resolving
+    /// the name (retries with backoff inside).
+    pub startup_timeout: Duration,
     /// A DNS server to ask instead of the system's resolver.
     pub resolver: Option<SocketAddr>,
+    /// How often the name is resolved again.
     pub dns_refresh: Duration,
+    /// Bound on one TCP connect to an upstream address.
     pub connect_timeout: Duration,
+    /// Bound on each upstream read and write (a longer wait is a 504).
     pub read_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
     pub idle_timeout: Duration,
+    /// How often each address gets a TCP health check.
     pub health_check: Duration,
 }
 
@@ -85,73 +115,82 @@ struct RawFile {
     proxy: Option<RawProxy>,
 }
 
+/// The `proxy:` section as written; every key may be left out for its default.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawProxy {
+    /// `proxy.listen`: required.
     listen: Option<String>,
-    #[serde(default = "default_admin")]
+    /// `proxy.admin_listen`: default `"127.0.0.1:9100"`; `null` turns it off.
     admin_listen: Option<String>,
-    #[serde(default = "yes")]
+    /// `proxy.access_log`: default `true`.
     access_log: bool,
+    /// `proxy.downstream_keepalive_secs`: default 75.
+    downstream_keepalive_secs: u64,
+    /// `proxy.request_header_timeout_secs`: default 10.
+    request_header_timeout_secs: u64,
+    /// `proxy.upstream`: required.
     upstream: Option<RawUpstream>,
 }
 
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            listen: None,
+            admin_listen: Some("127.0.0.1:9100".into()),
+            access_log: true,
+            downstream_keepalive_secs: 75,
+            request_header_timeout_secs: 10,
+            upstream: None,
+        }
+    }
+}
+
+/// `proxy.upstream` as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawUpstream {
-    #[serde(default)]
+    /// `proxy.upstream.ssm_parameter`: no default (this or `address`).
     ssm_parameter: Option<String>,
-    #[serde(default = "d300")]
+    /// `proxy.upstream.ssm_refresh_secs`: default 300.
     ssm_refresh_secs: u64,
-    #[serde(default = "d30")]
-    ssm_startup_timeout_secs: u64,
-    #[serde(default)]
+    /// `proxy.upstream.startup_timeout_secs` (formerly `ssm_startup_timeout_secs`): default 30.
+    #[serde(alias = "ssm_startup_timeout_secs")]
+    startup_timeout_secs: u64,
+    /// `proxy.upstream.address`: no default (this or `ssm_parameter`).
     address: Option<String>,
-    #[serde(default = "d80")]
+    /// `proxy.upstream.port`: default 80.
     port: u16,
-    #[serde(default)]
+    /// `proxy.upstream.resolver`: default `null` (the system's resolver).
     resolver: Option<String>,
-    #[serde(default = "d15")]
+    /// `proxy.upstream.dns_refresh_secs`: default 15.
     dns_refresh_secs: u64,
-    #[serde(default = "d2000")]
+    /// `proxy.upstream.connect_timeout_ms`: default 2000.
     connect_timeout_ms: u64,
-    #[serde(default = "d60")]
+    /// `proxy.upstream.read_timeout_secs`: default 60.
     read_timeout_secs: u64,
-    #[serde(default = "d50")]
+    /// `proxy.upstream.idle_timeout_secs`: default 50 (below ALB2's 60 s idle timeout).
     idle_timeout_secs: u64,
-    #[serde(default = "d5")]
+    /// `proxy.upstream.health_check_secs`: default 5.
     health_check_secs: u64,
 }
 
-fn default_admin() -> Option<String> {
-    Some("127.0.0.1:9100".into())
-}
-fn yes() -> bool {
-    true
-}
-fn d300() -> u64 {
-    300
-}
-fn d30() -> u64 {
-    30
-}
-fn d80() -> u16 {
-    80
-}
-fn d15() -> u64 {
-    15
-}
-fn d2000() -> u64 {
-    2000
-}
-fn d60() -> u64 {
-    60
-}
-fn d50() -> u64 {
-    50
-}
-fn d5() -> u64 {
-    5
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            ssm_parameter: None,
+            ssm_refresh_secs: 300,
+            startup_timeout_secs: 30,
+            address: None,
+            port: 80,
+            resolver: None,
+            dns_refresh_secs: 15,
+            connect_timeout_ms: 2000,
+            read_timeout_secs: 60,
+            idle_timeout_secs: 50,
+            health_check_secs: 5,
+        }
+    }
 }
 
 impl Config {
@@ -196,34 +235,6 @@ fn secs(key: &str, v: u64) -> Result<Duration, ConfigError> {
         return err(format!("{key}: must be greater than 0"));
     }
     Ok(Duration::from_secs(v))
-}
-
-/// Splits `host:port` (`[v6]:port` too); the host is a DNS name or an IP literal.
-pub fn split_host_port(value: &str) -> Option<(String, u16)> {
-    if let Ok(sa) = value.parse::<SocketAddr>() {
-        return Some((sa.ip().to_string(), sa.port()));
-    }
-    let (host, port) = value.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    if host.is_empty() || host.contains(':') || port == 0 {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
-
-/// Whether `host` looks like a DNS name or an IP literal we can resolve.
-fn valid_host(host: &str) -> bool {
-    if host.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 impl ProxyConfig {
@@ -283,13 +294,23 @@ impl ProxyConfig {
             listen,
             admin_listen,
             access_log: raw.access_log,
+            downstream: DownstreamConfig {
+                keepalive: secs(
+                    "proxy.downstream_keepalive_secs",
+                    raw.downstream_keepalive_secs,
+                )?,
+                request_header_timeout: secs(
+                    "proxy.request_header_timeout_secs",
+                    raw.request_header_timeout_secs,
+                )?,
+            },
             upstream: UpstreamConfig {
                 source,
                 port: u.port,
                 ssm_refresh: secs("proxy.upstream.ssm_refresh_secs", u.ssm_refresh_secs)?,
-                ssm_startup_timeout: secs(
-                    "proxy.upstream.ssm_startup_timeout_secs",
-                    u.ssm_startup_timeout_secs,
+                startup_timeout: secs(
+                    "proxy.upstream.startup_timeout_secs",
+                    u.startup_timeout_secs,
                 )?,
                 resolver,
                 dns_refresh: secs("proxy.upstream.dns_refresh_secs", u.dns_refresh_secs)?,
@@ -361,11 +382,54 @@ proxy:
     }
 
     #[test]
+    fn downstream_limits_default_and_are_read() {
+        let c = Config::parse(DESIGN).unwrap();
+        assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
+        assert_eq!(
+            c.proxy.downstream.request_header_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(c.proxy.upstream.startup_timeout, Duration::from_secs(30));
+        let text = DESIGN.replace(
+            "  upstream:\n",
+            "  downstream_keepalive_secs: 90\n  request_header_timeout_secs: 5\n  upstream:\n",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(90));
+        assert_eq!(
+            c.proxy.downstream.request_header_timeout,
+            Duration::from_secs(5)
+        );
+        let e = parse_err(&DESIGN.replace(
+            "  upstream:\n",
+            "  downstream_keepalive_secs: 0\n  upstream:\n",
+        ));
+        assert!(e.starts_with("proxy.downstream_keepalive_secs:"), "{e}");
+    }
+
+    #[test]
+    fn startup_timeout_has_the_old_name_as_an_alias() {
+        let with =
+            |line: &str| DESIGN.replace("    port: 80\n", &format!("    port: 80\n{line}\n"));
+        let c = Config::parse(&with("    startup_timeout_secs: 7")).unwrap();
+        assert_eq!(c.proxy.upstream.startup_timeout, Duration::from_secs(7));
+        let c = Config::parse(&with("    ssm_startup_timeout_secs: 8")).unwrap();
+        assert_eq!(c.proxy.upstream.startup_timeout, Duration::from_secs(8));
+        let e = parse_err(&with(
+            "    startup_timeout_secs: 7\n    ssm_startup_timeout_secs: 8",
+        ));
+        assert!(e.contains("startup_timeout_secs"), "{e}");
+    }
+
+    #[test]
     fn the_shipped_systemd_config_parses() {
         let text = include_str!("../../systemd/proxy.yaml");
         let c = Config::parse(text).unwrap();
         assert!(matches!(c.proxy.upstream.source, Source::Ssm { .. }));
         assert!(c.server.daemon_wait_for_ready);
+        // infra reads this key from the file and sets ALB1's idle timeout below it.
+        assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
+        assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));
     }
 
     #[test]
@@ -412,18 +476,5 @@ proxy:
         assert!(e.starts_with("proxy:"), "{e}");
         let e = parse_err("proxy: [1, 2\n");
         assert!(!e.is_empty());
-    }
-
-    #[test]
-    fn host_port_splitting() {
-        assert_eq!(split_host_port("a.b:80"), Some(("a.b".into(), 80)));
-        assert_eq!(
-            split_host_port("127.0.0.1:81"),
-            Some(("127.0.0.1".into(), 81))
-        );
-        assert_eq!(split_host_port("[::1]:82"), Some(("::1".into(), 82)));
-        assert_eq!(split_host_port("a.b"), None);
-        assert_eq!(split_host_port("a.b:0"), None);
-        assert_eq!(split_host_port(":80"), None);
     }
 }

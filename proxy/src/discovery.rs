@@ -7,12 +7,10 @@
 //! else the system's configuration; never the blocking getaddrinfo.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -23,32 +21,15 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::{Error, ErrorType, Result};
 
 use crate::metrics::Metrics;
-
-/// The upstream as a name and port (the name may be an IP literal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// The current target, swapped by the SSM refresh and read by discovery.
-pub type SharedTarget = Arc<ArcSwap<Target>>;
+use crate::upstream::{SharedTarget, Target};
 
 /// Resolves the shared target on every `discover()`.
 pub struct DnsDiscovery {
+    /// The name to resolve (swapped by the SSM refresh).
     pub target: SharedTarget,
     /// `upstream.resolver`; `None` is the system's configuration.
     pub resolver: Option<SocketAddr>,
+    /// For the refresh failures.
     pub metrics: Arc<Metrics>,
 }
 

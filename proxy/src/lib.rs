@@ -2,15 +2,22 @@
 //!
 //! `main.rs` reads the CLI and the file; [`build_server`] composes the Pingora
 //! services: start-up (SSM, DNS) that the listeners wait for, the load
-//! balancer's discovery and health checks, the proxy and the admin listener.
+//! balancer's discovery and health checks, the proxy (behind the downstream
+//! connection loop), the admin listener, and the drain that ends the process.
 
+#![warn(missing_docs)]
+
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod discovery;
+pub mod downstream;
+pub mod drain;
 pub mod metrics;
 pub mod passthrough;
 pub mod ssm;
 pub mod startup;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -23,9 +30,11 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service as ListeningService;
 
 use config::Config;
-use discovery::{DnsDiscovery, SharedTarget, Target};
+use discovery::DnsDiscovery;
+use downstream::Downstream;
 use metrics::Metrics;
 use passthrough::{Passthrough, Timeouts};
+use upstream::{SharedTarget, Target};
 
 /// The Pingora server with every service, ready for `run_forever`.
 ///
@@ -36,9 +45,9 @@ use passthrough::{Passthrough, Timeouts};
 pub fn build_server(opt: Opt, config: Config) -> Server {
     let Config {
         server: conf,
-        proxy,
+        proxy: config,
     } = config;
-    let u = &proxy.upstream;
+    let u = &config.upstream;
     let metrics = Arc::new(Metrics::new());
     let target: SharedTarget = Arc::new(ArcSwap::from_pointee(Target {
         host: String::new(),
@@ -81,7 +90,7 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
     server.add_service(lb).add_dependency(&startup);
     bootstrap.add_dependency(&startup);
 
-    let mut proxy_service = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         Passthrough {
             upstreams: upstreams.clone(),
@@ -91,14 +100,30 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
                 idle: u.idle_timeout,
             },
             metrics: metrics.clone(),
-            access_log: proxy.access_log,
+            access_log: config.access_log,
         },
-        "planb-proxy",
     );
-    proxy_service.add_tcp(&proxy.listen.to_string());
+    let mut proxy_service = ListeningService::new(
+        "planb-proxy".to_string(),
+        Downstream {
+            app: Arc::new(proxy),
+            limits: config.downstream,
+            in_flight: metrics.in_flight.clone(),
+        },
+    );
+    proxy_service.add_tcp(&config.listen.to_string());
     server.add_service(proxy_service).add_dependency(&bootstrap);
 
-    if let Some(addr) = proxy.admin_listen {
+    let mut drain = background_service(
+        "drain",
+        drain::Drain {
+            in_flight: metrics.in_flight.clone(),
+        },
+    );
+    drain.threads = Some(1);
+    server.add_service(drain);
+
+    if let Some(addr) = config.admin_listen {
         let mut admin = ListeningService::new(
             "admin".to_string(),
             admin::Admin {

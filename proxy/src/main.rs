@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pingora::server::configuration::Opt;
+use pingora::server::RunArgs;
 
 use planb_proxy::config::{self, Config};
 
@@ -73,5 +74,9 @@ fn main() -> ExitCode {
     };
     // No tokio runtime exists before this point: Pingora forks on -d, and a
     // runtime (its signal pipe included) must not be shared across the fork.
-    planb_proxy::build_server(opt, config).run_forever()
+    planb_proxy::build_server(opt, config).run(RunArgs::default());
+    // The grace period ended with requests still running (else the drain
+    // exited already): what they logged is written before the exit.
+    planb_proxy::access_log::flush_all();
+    ExitCode::SUCCESS
 }

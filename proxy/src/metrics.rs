@@ -2,6 +2,8 @@
 //! (atomics), and the upstream address set read from the load balancer at
 //! scrape time.
 
+use std::sync::OnceLock;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -12,6 +14,9 @@ pub struct Metrics {
     registry: Registry,
     /// Requests answered, by status code (`status="0"`: the client went away first).
     pub requests: IntCounterVec,
+    /// `requests` per status code, each resolved on its first use (a label
+    /// lookup hashes and locks; this is one atomic load).
+    by_status: Box<[OnceLock<IntCounter>]>,
     /// Requests that failed on the upstream side, by Pingora error type.
     pub upstream_errors: IntCounterVec,
     /// Connection attempts to an upstream address that failed (retried or not).
@@ -22,13 +27,16 @@ pub struct Metrics {
     pub upstream_addresses: IntGaugeVec,
     /// The upstream name in use (value 1).
     pub upstream_name: IntGaugeVec,
+    /// Upstream DNS refreshes that failed.
     pub dns_refresh_failures: IntCounter,
+    /// SSM parameter re-reads that failed.
     pub ssm_refresh_failures: IntCounter,
-    /// Requests being proxied right now.
+    /// Requests being proxied right now (from their first byte to their end).
     pub in_flight: IntGauge,
 }
 
 impl Metrics {
+    /// Every metric, registered, at zero.
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some("planb_proxy".into()), None)
             .expect("static metric prefix is valid");
@@ -111,6 +119,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            by_status: (0..1000).map(|_| OnceLock::new()).collect(),
             upstream_errors,
             upstream_connect_failures,
             upstream_latency,
@@ -119,6 +128,19 @@ impl Metrics {
             dns_refresh_failures,
             ssm_refresh_failures,
             in_flight,
+        }
+    }
+
+    /// Counts one answered request (`status` 0: none was sent).
+    pub fn count_request(&self, status: u16) {
+        match self.by_status.get(usize::from(status)) {
+            Some(slot) => slot
+                .get_or_init(|| self.requests.with_label_values(&[&status.to_string()]))
+                .inc(),
+            None => self
+                .requests
+                .with_label_values(&[&status.to_string()])
+                .inc(),
         }
     }
 

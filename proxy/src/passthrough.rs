@@ -9,6 +9,10 @@
 //! and the body is re-framed; WebSocket upgrades are forwarded; a request with
 //! both `Content-Length` and `Transfer-Encoding` is forwarded chunked without
 //! `Content-Length` and the client connection is closed after it (RFC 9112 6.1).
+//!
+//! One exception to that policy is ours: a header named in `Connection` is
+//! dropped as hop-by-hop, but `x-amzn-oidc-*` and `Authorization` are the
+//! backend's only evidence of who signed in, so they are always forwarded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,35 +21,43 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::lb::{selection::RoundRobin, Backend, LoadBalancer};
+use pingora::lb::Backend;
 use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::access_log;
+use crate::downstream;
 use crate::metrics::Metrics;
-
-/// The upstream load balancer: the addresses discovery found, round robin,
-/// with health from the TCP check.
-pub type Upstreams = LoadBalancer<RoundRobin>;
+use crate::upstream::Upstreams;
 
 /// Timeouts applied to every upstream connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// One TCP connect.
     pub connect: Duration,
+    /// Each read and write.
     pub read: Duration,
+    /// A pooled idle connection's lifetime.
     pub idle: Duration,
 }
 
+/// The proxy: where requests go and what is recorded about them.
 pub struct Passthrough {
+    /// The upstream addresses.
     pub upstreams: Arc<Upstreams>,
+    /// Upstream connection timeouts.
     pub timeouts: Timeouts,
+    /// Counters and histograms.
     pub metrics: Arc<Metrics>,
+    /// Whether each request gets an access log line.
     pub access_log: bool,
 }
 
 /// Per-request state.
 pub struct Ctx {
+    /// When the request's processing began (after its head was read).
     start: Instant,
     /// The address picked for the current attempt.
     upstream: Option<SocketAddr>,
@@ -77,6 +89,41 @@ impl Passthrough {
             .iter()
             .any(|b| inet(b) != Some(addr))
     }
+}
+
+/// Whether a header is one ALB1 adds to say who signed in.
+fn is_identity_header(name: &http::HeaderName) -> bool {
+    name == http::header::AUTHORIZATION || name.as_str().starts_with("x-amzn-oidc-")
+}
+
+/// Copies back into `req` every identity header of `original` that Pingora's
+/// hop-by-hop policy removed because `Connection` named it (all its values,
+/// in their order).
+fn restore_identity_headers(original: &RequestHeader, req: &mut RequestHeader) -> Result<()> {
+    for name in original.headers.keys() {
+        if !is_identity_header(name) || req.headers.contains_key(name) {
+            continue;
+        }
+        for value in original.headers.get_all(name) {
+            req.append_header(name.clone(), value.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// `X-Forwarded-For: <prior values>, <client ip>` as one field.
+fn append_forwarded_for(req: &mut RequestHeader, client: std::net::IpAddr) -> Result<()> {
+    use std::io::Write;
+    let mut v = Vec::with_capacity(64);
+    for h in req.headers.get_all("x-forwarded-for") {
+        v.extend_from_slice(h.as_bytes());
+        v.extend_from_slice(b", ");
+    }
+    // An address formats into a Vec without failing.
+    let _ = write!(v, "{client}");
+    let value = http::HeaderValue::from_bytes(&v)
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e))?;
+    req.insert_header("x-forwarded-for", value).map(|_| ())
 }
 
 /// The status we answer for an error that ended a request.
@@ -126,10 +173,15 @@ impl ProxyHttp for Passthrough {
     /// No response modules (Pingora's default adds a disabled compressor).
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
+    /// The head is complete: the connection loop stops its head timer.
+    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        downstream::head_read();
+        Ok(())
+    }
+
     /// `GET /healthz` is answered here (ALB1's target health check on the
     /// traffic port); everything else goes upstream.
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<bool> {
-        self.metrics.in_flight.inc();
         let req = session.req_header();
         if req.uri.path() == "/healthz" && req.method == http::Method::GET {
             let mut resp = ResponseHeader::build(200, Some(2))?;
@@ -163,40 +215,22 @@ impl ProxyHttp for Passthrough {
     }
 
     /// Appends the client's address to `X-Forwarded-For` (one field, like
-    /// Nginx's `$proxy_add_x_forwarded_for`).
+    /// Nginx's `$proxy_add_x_forwarded_for`) and puts back the identity
+    /// headers a `Connection` header nominated.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
         _ctx: &mut Ctx,
     ) -> Result<()> {
+        let original = session.req_header();
+        if original.headers.contains_key(http::header::CONNECTION) {
+            restore_identity_headers(original, req)?;
+        }
         let Some(client) = session.client_addr().and_then(|a| a.as_inet()) else {
             return Ok(());
         };
-        let ip = client.ip().to_string();
-        let mut prior = req.headers.get_all("x-forwarded-for").iter().peekable();
-        let value = if prior.peek().is_none() {
-            ip
-        } else {
-            let mut v = Vec::with_capacity(64);
-            for (i, h) in prior.enumerate() {
-                if i > 0 {
-                    v.extend_from_slice(b", ");
-                }
-                v.extend_from_slice(h.as_bytes());
-            }
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            return req
-                .insert_header(
-                    "x-forwarded-for",
-                    http::HeaderValue::from_bytes(&v).map_err(|e| {
-                        Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e)
-                    })?,
-                )
-                .map(|_| ());
-        };
-        req.insert_header("x-forwarded-for", value)
+        append_forwarded_for(req, client.ip())
     }
 
     async fn upstream_response_filter(
@@ -259,39 +293,27 @@ impl ProxyHttp for Passthrough {
     /// The access log line and the request counters. Header values of
     /// `x-amzn-oidc-*` are never logged; the trace id is.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        self.metrics.in_flight.dec();
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let code = http::StatusCode::from_u16(status).ok();
-        self.metrics
-            .requests
-            .with_label_values(&[code.as_ref().map(|c| c.as_str()).unwrap_or("0")])
-            .inc();
+        self.metrics.count_request(status);
         if !self.access_log {
             return;
         }
         let req = session.req_header();
-        let trace_id = req
-            .headers
-            .get("x-amzn-trace-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        let upstream = ctx
-            .upstream
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "-".into());
-        tracing::info!(
-            target: "access",
-            method = %req.method,
-            path = req.uri.path(),
+        access_log::log(&access_log::Entry {
+            method: req.method.as_str(),
+            path: req.uri.path(),
             status,
-            upstream,
-            duration_ms = ctx.start.elapsed().as_secs_f64() * 1e3,
-            trace_id,
-            error = e.map(|e| e.etype().as_str()).unwrap_or(""),
-        );
+            upstream: ctx.upstream,
+            duration: ctx.start.elapsed(),
+            trace_id: req
+                .headers
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok()),
+            error: e.map(|e| e.etype().as_str()),
+        });
     }
 }
 

@@ -9,8 +9,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_ssm::error::DisplayErrorContext;
 
-use crate::discovery::{SharedTarget, Target};
 use crate::metrics::Metrics;
+use crate::upstream::{SharedTarget, Target};
 
 /// One SSM client with short timeouts: the SDK's own retries stay on, our loop
 /// bounds the total.
@@ -44,18 +44,6 @@ pub async fn get(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, Str
                 Err(DisplayErrorContext(&e).to_string().replace('\n', " "))
             }
         }
-    }
-}
-
-/// The parameter's value as an upstream target: `host` (with `default_port`)
-/// or `host:port`.
-pub fn target_from_value(value: &str, default_port: u16) -> Target {
-    match crate::config::split_host_port(value) {
-        Some((host, port)) => Target { host, port },
-        None => Target {
-            host: value.to_string(),
-            port: default_port,
-        },
     }
 }
 
@@ -105,7 +93,7 @@ pub async fn refresh(
         tokio::time::sleep(every).await;
         match get(&client, parameter).await {
             Ok(value) => {
-                let new = target_from_value(&value, default_port);
+                let new = Target::from_value(&value, default_port);
                 if **target.load() != new {
                     tracing::info!(parameter, upstream = %new, "upstream name changed");
                     target.store(Arc::new(new));
@@ -116,28 +104,5 @@ pub async fn refresh(
                 tracing::warn!(parameter, error = %e, "SSM re-read failed; keeping the current upstream name");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameter_values_become_targets() {
-        assert_eq!(
-            target_from_value("internal-alb2-1.ap-northeast-1.elb.amazonaws.com", 80),
-            Target {
-                host: "internal-alb2-1.ap-northeast-1.elb.amazonaws.com".into(),
-                port: 80
-            }
-        );
-        assert_eq!(
-            target_from_value("127.0.0.2:8080", 80),
-            Target {
-                host: "127.0.0.2".into(),
-                port: 8080
-            }
-        );
     }
 }

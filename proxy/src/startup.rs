@@ -16,15 +16,20 @@ use pingora::services::background::BackgroundService;
 use pingora::services::ServiceReadyNotifier;
 
 use crate::config::{Source, UpstreamConfig};
-use crate::discovery::{self, SharedTarget, Target};
+use crate::discovery;
 use crate::metrics::Metrics;
-use crate::passthrough::Upstreams;
 use crate::ssm;
+use crate::upstream::{SharedTarget, Target, Upstreams};
 
+/// The start-up service (see the module documentation).
 pub struct Startup {
+    /// `proxy.upstream`.
     pub upstream: UpstreamConfig,
+    /// Filled with the name read at start, then kept current.
     pub target: SharedTarget,
+    /// Filled with the first resolution before the listeners open.
     pub upstreams: Arc<Upstreams>,
+    /// For the SSM refresh failures.
     pub metrics: Arc<Metrics>,
     /// With `-d` and `daemon_wait_for_ready`: the pid of the parent that waits
     /// for SIGUSR1 (see [`wait_for_parent_handler`]).
@@ -36,8 +41,8 @@ impl Startup {
         let u = &self.upstream;
         let target = match &u.source {
             Source::Ssm { parameter } => {
-                let value = ssm::read_at_startup(parameter, u.ssm_startup_timeout).await?;
-                let t = ssm::target_from_value(&value, u.port);
+                let value = ssm::read_at_startup(parameter, u.startup_timeout).await?;
+                let t = Target::from_value(&value, u.port);
                 tracing::info!(parameter = %parameter, upstream = %t, "upstream name read from SSM");
                 t
             }
@@ -56,7 +61,7 @@ impl Startup {
                     tracing::info!(upstream = %target, addresses = ?addrs, "upstream resolved");
                     break;
                 }
-                Err(e) if started.elapsed() + delay >= u.ssm_startup_timeout => {
+                Err(e) if started.elapsed() + delay >= u.startup_timeout => {
                     return Err(format!("cannot resolve the upstream {target}: {e}"));
                 }
                 Err(e) => {

@@ -4,32 +4,46 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
 #[test]
-fn sigterm_lets_the_request_in_flight_finish() {
+fn sigterm_lets_the_request_in_flight_finish_then_exits() {
     let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
     let mut conf = ProxyConf::new("sigterm", &format!("address: \"{}\"", up.addr));
-    // Pingora drains for grace_period_seconds, then drops what is left.
-    conf.grace_period = 3;
+    // Pingora drains for up to grace_period_seconds; we exit once idle.
+    conf.grace_period = 10;
     let mut proxy = conf.start(&[]);
     let listen = conf.listen;
     let in_flight = std::thread::spawn(move || get(listen, "/slow?ms=1500", &[]));
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        eventually(Duration::from_secs(5), || metric(
+            &conf,
+            "planb_proxy_requests_in_flight"
+        ) == 1),
+        "the slow request never arrived:\n{}",
+        conf.log_text()
+    );
     signal(proxy.pid(), libc::SIGTERM);
 
     let r = in_flight
         .join()
         .unwrap()
         .expect("the in-flight request failed");
+    let done = Instant::now();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["id"], "one");
     let status = wait_exit(&mut proxy.child.0, Duration::from_secs(15))
         .unwrap_or_else(|| panic!("did not exit after SIGTERM:\n{}", conf.log_text()));
+    assert!(
+        done.elapsed() < Duration::from_secs(2),
+        "exited {:?} after the last request, not when idle",
+        done.elapsed()
+    );
     assert!(
         status.success(),
         "exit status {status}:\n{}",
@@ -40,6 +54,48 @@ fn sigterm_lets_the_request_in_flight_finish() {
         "{}",
         conf.log_text()
     );
+}
+
+#[test]
+fn sigterm_with_nothing_in_flight_exits_within_a_second() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let mut conf = ProxyConf::new("sigterm-idle", &format!("address: \"{}\"", up.addr));
+    conf.grace_period = 10;
+    let mut proxy = conf.start(&[]);
+    // An idle kept-alive client connection does not hold the exit up.
+    let mut idle = std::net::TcpStream::connect(conf.listen).unwrap();
+    idle.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut idle).unwrap().status, 200);
+
+    let t = Instant::now();
+    signal(proxy.pid(), libc::SIGTERM);
+    let status = wait_exit(&mut proxy.child.0, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("did not exit after SIGTERM:\n{}", conf.log_text()));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}:\n{}",
+        t.elapsed(),
+        conf.log_text()
+    );
+    assert!(status.success(), "exit status {status}");
+    // The access log line of the request was flushed before the exit.
+    assert!(
+        conf.log_text().contains("\"path\":\"/x\""),
+        "{}",
+        conf.log_text()
+    );
+}
+
+/// A metric's value from the admin listener (0 when absent).
+fn metric(conf: &ProxyConf, name: &str) -> i64 {
+    let Ok(r) = get(conf.admin, "/metrics", &[]) else {
+        return 0;
+    };
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -162,7 +218,7 @@ fn a_reload_whose_new_process_cannot_start_leaves_the_old_one_serving() {
     // listens at the endpoint): the new process must fail before systemd
     // would send SIGQUIT to the old one.
     let dead_endpoint = format!("http://127.0.0.1:{}", testkit::free_port());
-    conf.upstream = "ssm_parameter: /planb/test/unreadable\nssm_startup_timeout_secs: 1".into();
+    conf.upstream = "ssm_parameter: /planb/test/unreadable\nstartup_timeout_secs: 1".into();
     conf.write();
     let status = conf
         .command(

@@ -47,13 +47,7 @@ fn headers_pass_unchanged_with_a_12k_header_and_repeats() {
     assert_eq!(j["method"], "PUT");
     assert_eq!(j["target"], "/api/items/42?x=1&y=%2F");
     assert_eq!(j["body_len"], 5);
-    let h = r.upstream_headers();
-    let all = |name: &str| -> Vec<&str> {
-        h.iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
+    let all = |name: &str| r.upstream_values(name);
     assert_eq!(all("host"), ["alb1.example.com"]);
     assert_eq!(all("x-amzn-oidc-data"), [oidc_data.as_str()]);
     assert_eq!(all("x-amzn-oidc-accesstoken"), [access_token.as_str()]);
@@ -88,6 +82,52 @@ fn headers_pass_unchanged_with_a_12k_header_and_repeats() {
         !log.contains("1234-abcd"),
         "oidc identity leaked into the log"
     );
+}
+
+#[test]
+fn access_log_lines_are_flushed_within_a_second_as_json_without_tokens() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "accesslog", "");
+    for i in 0..3 {
+        let r = get(
+            conf.listen,
+            &format!("/logged/{i}?token=secret-query"),
+            &[
+                ("x-amzn-trace-id", "Root=1-trace"),
+                ("x-amzn-oidc-accesstoken", "eyJ.secret-token.sig"),
+                ("authorization", "Bearer secret-bearer"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    // Buffered, written within about a second while the proxy keeps running.
+    let lines = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .filter(|l| l.contains("\"target\":\"access\""))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || lines(&conf.log_text()).len()
+            == 3),
+        "{}",
+        conf.log_text()
+    );
+    let text = conf.log_text();
+    let first = &lines(&text)[0];
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/logged/0");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["upstream"], up.addr.to_string());
+    assert_eq!(first["trace_id"], "Root=1-trace");
+    assert!(first["duration_ms"].as_f64().unwrap() > 0.0, "{first}");
+    for secret in ["secret-query", "secret-token", "secret-bearer"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the log:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -188,6 +228,30 @@ fn hop_by_hop_fields_are_not_forwarded_and_cl_with_te_is_reframed() {
     } else {
         assert_eq!(r.status, 400, "CL+TE must be rejected or re-framed");
     }
+}
+
+#[test]
+fn identity_headers_named_by_connection_are_still_forwarded() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "nominated", "");
+    let raw = "GET /who-am-i HTTP/1.1\r\nHost: h\r\n\
+               Connection: close, x-amzn-oidc-data, X-Amzn-Oidc-Accesstoken, authorization, x-amzn-oidc-identity, x-hop\r\n\
+               x-amzn-oidc-data: data.part.sig\r\nx-amzn-oidc-accesstoken: eyJ.token.sig\r\n\
+               x-amzn-oidc-identity: sub-1\r\nAuthorization: Bearer abc\r\nAuthorization: Bearer second\r\n\
+               x-hop: dropped\r\n\r\n";
+    let r = send_raw(conf.listen, raw.as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let all = |name: &str| r.upstream_values(name);
+    assert_eq!(all("x-amzn-oidc-data"), ["data.part.sig"]);
+    assert_eq!(all("x-amzn-oidc-accesstoken"), ["eyJ.token.sig"]);
+    assert_eq!(all("x-amzn-oidc-identity"), ["sub-1"]);
+    assert_eq!(all("authorization"), ["Bearer abc", "Bearer second"]);
+    assert!(all("x-hop").is_empty(), "{:?}", r.upstream_headers());
+    assert!(
+        all("connection").iter().all(|v| !v.contains("oidc")),
+        "{:?}",
+        r.upstream_headers()
+    );
 }
 
 #[test]

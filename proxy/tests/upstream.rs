@@ -103,6 +103,10 @@ fn the_upstream_comes_from_ssm_and_a_new_value_is_followed() {
 #[test]
 fn a_missing_parameter_is_one_clear_line_and_a_non_zero_exit() {
     let moto = testkit::Moto::start();
+    // moto loads its SSM backend on the first SSM call (seconds on a loaded
+    // machine): another parameter is written first, so the proxy's read of the
+    // missing one is answered at once and the budget measures the proxy.
+    moto.put_parameter("/planb/test/warm-up", "x");
     let conf = ProxyConf::new(
         "nossm",
         "ssm_parameter: /planb/test/does-not-exist\nssm_startup_timeout_secs: 4",

@@ -262,6 +262,8 @@ pub struct ProxyConf {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub server_extra: String,
+    /// Extra lines for the `proxy:` section (indented by the test).
+    pub proxy_extra: String,
     pub upstream: String,
     pub grace_period: u64,
 }
@@ -273,6 +275,7 @@ impl ProxyConf {
             listen: ([127, 0, 0, 1], testkit::free_port()).into(),
             admin: ([127, 0, 0, 1], testkit::free_port()).into(),
             server_extra: String::new(),
+            proxy_extra: String::new(),
             upstream: upstream.to_string(),
             grace_period: 1,
         }
@@ -296,10 +299,11 @@ impl ProxyConf {
         let text = format!(
             "version: 1\nthreads: 2\npid_file: {pid}\nupgrade_sock: {sock}\n\
              grace_period_seconds: {grace}\ngraceful_shutdown_timeout_seconds: 2\n{extra}\
-             proxy:\n  listen: \"{listen}\"\n  admin_listen: \"{admin}\"\n  upstream:\n{upstream}",
+             proxy:\n  listen: \"{listen}\"\n  admin_listen: \"{admin}\"\n{proxy_extra}  upstream:\n{upstream}",
             pid = self.pid_file().display(),
             sock = self.dir.join("upgrade.sock").display(),
             extra = self.server_extra,
+            proxy_extra = self.proxy_extra,
             grace = self.grace_period,
             listen = self.listen,
             admin = self.admin,
@@ -421,6 +425,15 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// Every value of one header the upstream received, in order.
+    pub fn upstream_values(&self, name: &str) -> Vec<String> {
+        self.upstream_headers()
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// The headers the upstream received, in order, from its JSON echo.
     pub fn upstream_headers(&self) -> Vec<(String, String)> {
         self.json()["headers"]
@@ -489,6 +502,57 @@ pub fn parse_response(buf: &[u8]) -> Resp {
         status,
         headers,
         body,
+    }
+}
+
+/// Reads one response whose body has a Content-Length (or none) from a
+/// connection that stays open.
+pub fn read_response(s: &mut TcpStream) -> std::io::Result<Resp> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_len = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("closed after {} bytes", buf.len()),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = parse_response(&buf[..head_len]);
+    let len: usize = head
+        .header("content-length")
+        .map(|v| v.trim().parse().expect("numeric content-length"))
+        .unwrap_or(0);
+    while buf.len() < head_len + len {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Resp {
+        body: buf[head_len..head_len + len].to_vec(),
+        ..head
+    })
+}
+
+/// Blocks until the peer closes `s` (reading and discarding); how long that took.
+pub fn time_until_closed(s: &mut TcpStream, limit: Duration) -> Duration {
+    let start = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("connection still open after {:?}: {e}", start.elapsed()),
+        }
     }
 }
 

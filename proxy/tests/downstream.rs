@@ -1,0 +1,88 @@
+//! Client connections through the real binary: an idle keep-alive
+//! connection is closed after `downstream_keepalive_secs`, and a request head
+//! that does not arrive within `request_header_timeout_secs` is cut — both on
+//! the first request of a connection and on later ones.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+const KEEPALIVE_REQUEST: &[u8] = b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n";
+
+fn proxy_with(tag: &str, proxy_extra: &str) -> (Upstream, ProxyConf, Proxy) {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let mut conf = ProxyConf::new(tag, &format!("address: \"{}\"", up.addr));
+    conf.proxy_extra = proxy_extra.to_string();
+    let proxy = conf.start(&[]);
+    (up, conf, proxy)
+}
+
+fn request_on(s: &mut TcpStream) {
+    s.write_all(KEEPALIVE_REQUEST).unwrap();
+    let r = read_response(s).expect("a response on the kept-alive connection");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_keepalive_on_every_request() {
+    let (_up, conf, _proxy) = proxy_with(
+        "keepalive",
+        "  downstream_keepalive_secs: 2\n  request_header_timeout_secs: 1\n",
+    );
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    request_on(&mut s);
+    // Idle for less than the keep-alive, three times: still open each time.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1200));
+        request_on(&mut s);
+    }
+    // Then idle: closed after 2 s (Pingora's own default would be 60 s, then none).
+    let idle = time_until_closed(&mut s, Duration::from_secs(10));
+    assert!(
+        idle >= Duration::from_millis(1800) && idle < Duration::from_secs(4),
+        "closed after {idle:?}"
+    );
+}
+
+#[test]
+fn a_request_head_that_takes_too_long_is_cut() {
+    let (_up, conf, _proxy) = proxy_with(
+        "slowhead",
+        "  downstream_keepalive_secs: 30\n  request_header_timeout_secs: 1\n",
+    );
+    // First request of a connection: a byte every 200 ms never completes the head.
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    let dribble = std::thread::spawn({
+        let mut w = s.try_clone().unwrap();
+        move || {
+            for b in b"GET /slow-head HTTP/1.1\r\nHost: h\r\nx-a: 1234567890" {
+                if w.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let cut = time_until_closed(&mut s, Duration::from_secs(8));
+    assert!(
+        cut >= Duration::from_millis(800) && cut < Duration::from_secs(3),
+        "cut after {cut:?}"
+    );
+    dribble.join().unwrap();
+
+    // A later request on a kept-alive connection: same bound (the idle wait
+    // before it does not count).
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    request_on(&mut s);
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: h\r\n").unwrap();
+    let cut = time_until_closed(&mut s, Duration::from_secs(8));
+    assert!(
+        cut >= Duration::from_millis(800) && cut < Duration::from_secs(3),
+        "cut after {cut:?}"
+    );
+}
