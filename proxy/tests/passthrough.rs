@@ -254,25 +254,47 @@ fn identity_headers_named_by_connection_are_still_forwarded() {
     );
 }
 
-#[test]
-fn websocket_upgrade_passes() {
-    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
-    let (conf, _proxy) = proxy_to(&up, "ws", "");
+/// Sends a WebSocket upgrade for `target` through the proxy and returns the
+/// connection and the response head.
+fn websocket_handshake(conf: &ProxyConf, target: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(conf.listen).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         s.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, String::from_utf8(head).unwrap().to_ascii_lowercase())
+}
+
+#[test]
+fn websocket_handshake_passes_from_an_instant_upstream() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "ws-instant", "");
+    let (_s, head) = websocket_handshake(&conf, "/ws");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(head.contains("sec-websocket-accept: test"), "{head}");
+}
+
+/// The upstream answers the upgrade 100 ms after the request, as a backend
+/// behind ALB2 (a network hop away) does. Not 0 ms: Pingora 0.9.1 tears a
+/// tunnel down when the 101 is read before the upgrade request's own empty
+/// body has gone through its pipe (cloudflare/pingora#946, unreleased fix in
+/// #947); an in-process upstream answering at once met that race in about 2
+/// runs in 20. The handshake alone is checked against an instant upstream above.
+#[test]
+fn websocket_upgrade_passes() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "ws", "");
+    let (mut s, head) = websocket_handshake(&conf, "/ws?ms=100");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
     for msg in [&b"ping-1"[..], b"second message"] {
         s.write_all(msg).unwrap();
         let mut back = vec![0u8; msg.len()];

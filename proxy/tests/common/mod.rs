@@ -49,7 +49,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// the request as received (`id`, method, target, headers in order, body
 /// length and SHA-256), except:
 /// `/slow?ms=N` answers after N ms; `/big?bytes=N` answers N bytes of `x`;
-/// `/ws` accepts a WebSocket upgrade and echoes bytes.
+/// `/ws?ms=N` accepts a WebSocket upgrade after N ms (default 0) and echoes bytes.
 pub struct Upstream {
     pub addr: SocketAddr,
     rt: Option<tokio::runtime::Runtime>,
@@ -76,6 +76,8 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     if path == "/ws" {
+        let ms = query_num(&req, "ms").unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
         let resp = Response::builder()
             .status(101)
             .header("upgrade", "websocket")
