@@ -38,6 +38,7 @@ export class PlanBStack extends Stack {
 
     const auth = new Auth(this, 'Auth', {
       domainPrefix: config.cognitoDomainPrefix,
+      stackName: config.stackName,
       callbackUrl: publicAlb.callbackUrl,
       mfa: config.mfa,
     });
@@ -73,6 +74,10 @@ export class PlanBStack extends Stack {
       value: publicAlb.loadBalancer.loadBalancerDnsName,
     });
     new CfnOutput(this, 'Url', { description: 'Open this in a browser to log in', value: publicAlb.url });
+    new CfnOutput(this, 'CognitoDomain', {
+      description: 'The hosted-UI host ALB1 redirects to for login',
+      value: `${auth.userPoolDomain.domainName}.auth.${this.region}.amazoncognito.com`,
+    });
     new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: auth.userPoolClient.userPoolClientId });
     new CfnOutput(this, 'SsmParameterName', {

@@ -12,7 +12,7 @@ describe('backend service', () => {
 
   test("the SSM parameter's value is ALB2's DNS name", () => {
     s.template.hasResourceProperties('AWS::SSM::Parameter', {
-      Name: '/planb/alb2/dns-name',
+      Name: '/planb/PlanB/alb2/dns-name',
       Type: 'String',
       Value: { 'Fn::GetAtt': [logicalId(s.stack, 'Backend/InternalAlb'), 'DNSName'] },
     });
@@ -35,10 +35,10 @@ describe('backend service', () => {
     });
   });
 
-  test('the container: port 8080, logs to CloudWatch, read-only root, x86_64 Fargate', () => {
+  test('the container: port 8080, logs to CloudWatch, read-only root, ARM64 (Graviton) Fargate', () => {
     s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RequiresCompatibilities: ['FARGATE'],
-      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
       ContainerDefinitions: [
         Match.objectLike({
           PortMappings: [Match.objectLike({ ContainerPort: 8080 })],
@@ -106,7 +106,7 @@ describe('backend service', () => {
     expect(images).toHaveLength(1);
     const { source } = images[0];
     expect(source.dockerFile).toBe('Dockerfile.backend');
-    expect(source.platform).toBe('linux/amd64');
+    expect(source.platform).toBe('linux/arm64');
     // The staged context (what Docker receives at deploy time): the workspace, nothing else.
     const staged = path.join(assembly.directory, source.directory);
     const top = fs.readdirSync(staged).sort();
@@ -124,10 +124,10 @@ describe('backend service variants', () => {
     expect(env.map((e) => e.Name)).not.toContain('ALB_ARN');
   });
 
-  test('arm64 runs the tasks on Graviton and builds the image for it', () => {
-    const s = synth({ 'planb:architecture': 'arm64' });
+  test('x86_64 runs the tasks on x86_64', () => {
+    const s = synth({ 'planb:architecture': 'x86_64' });
     s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
-      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
     });
   });
 });

@@ -18,7 +18,7 @@ describe('proxy fleet', () => {
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
         KeyName: Match.absent(),
         BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true }) }],
-        InstanceType: 't3.small',
+        InstanceType: 't4g.small',
       }),
     });
   });
@@ -44,7 +44,7 @@ describe('proxy fleet', () => {
     const reads = statements.filter((st) => actions(st).some((a) => /^ssm:(Get|Describe)/.test(a)));
     expect(reads).toHaveLength(1);
     expect(reads[0]).toMatchObject({ Sid: 'ReadUpstreamParameter', Effect: 'Allow', Action: 'ssm:GetParameter' });
-    // The resource is that parameter's ARN (the Ref resolves to "/planb/alb2/dns-name").
+    // The resource is that parameter's ARN (the Ref resolves to "/planb/PlanB/alb2/dns-name").
     const arn = JSON.stringify(reads[0].Resource);
     expect(arn).toContain(':ssm:eu-west-1:');
     expect(arn).toContain(':parameter');
@@ -80,9 +80,9 @@ describe('proxy fleet', () => {
   });
 
   test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter', () => {
-    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), '/planb/alb2/dns-name');
+    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), '/planb/PlanB/alb2/dns-name');
     expect(userData).toContain(`cat > ${PROXY_INSTALL.config} <<'PLANB_PROXY_EOF'\n${expected}`);
-    expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/alb2\/dns-name$/m);
+    expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/PlanB\/alb2\/dns-name$/m);
   });
 
   test('user data enables and starts the unit, then signals CloudFormation once /healthz answers', () => {
@@ -124,10 +124,10 @@ describe('proxy fleet', () => {
     });
   });
 
-  test('Amazon Linux 2023 from the public SSM parameter (resolved at deploy, not a lookup)', () => {
+  test('Amazon Linux 2023 for arm64 from the public SSM parameter (resolved at deploy, not a lookup)', () => {
     const params = s.template.toJSON().Parameters;
     const ami = Object.values(params).find((p: any) => String(p.Default).includes('al2023-ami')) as { Default: string };
-    expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-x86_64$/);
+    expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-arm64$/);
   });
 });
 
@@ -138,13 +138,13 @@ describe('proxy fleet variants', () => {
     s.template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/custom/upstream' });
   });
 
-  test('arm64: Graviton instance type and the arm64 AMI', () => {
-    const s = synth({ 'planb:architecture': 'arm64' });
+  test('x86_64: a t3 instance type and the x86_64 AMI', () => {
+    const s = synth({ 'planb:architecture': 'x86_64' });
     s.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({ InstanceType: 't4g.small' }),
+      LaunchTemplateData: Match.objectLike({ InstanceType: 't3.small' }),
     });
     const params = Object.values(s.template.toJSON().Parameters) as { Default?: string }[];
-    expect(params.some((p) => /al2023-ami-kernel-.*-arm64$/.test(String(p.Default)))).toBe(true);
+    expect(params.some((p) => /al2023-ami-kernel-.*-x86_64$/.test(String(p.Default)))).toBe(true);
   });
 });
 
@@ -166,6 +166,6 @@ describe('proxy.yaml rendering', () => {
 
   test('the real systemd/proxy.yaml renders and listens on 8080', () => {
     const real = fs.readFileSync(PROXY_SOURCES.config, 'utf8');
-    expect(proxyListenPort(renderProxyConfig(real, '/planb/alb2/dns-name'))).toBe(8080);
+    expect(proxyListenPort(renderProxyConfig(real, '/planb/PlanB/alb2/dns-name'))).toBe(8080);
   });
 });
