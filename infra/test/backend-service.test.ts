@@ -32,6 +32,7 @@ describe('backend service', () => {
       ALB_ARN: { Ref: logicalId(s.stack, 'PublicAlb/Alb') },
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
+      NOTES_TABLE: { Ref: logicalId(s.stack, 'Backend/Notes') },
     });
   });
 
@@ -39,19 +40,22 @@ describe('backend service', () => {
     s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RequiresCompatibilities: ['FARGATE'],
       RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      // The backend first, then the metrics sidecar (test/operations.test.ts).
       ContainerDefinitions: [
         Match.objectLike({
+          Name: 'backend',
+          Essential: true,
           PortMappings: [Match.objectLike({ ContainerPort: 8080 })],
           ReadonlyRootFilesystem: true,
           LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
         }),
+        Match.objectLike({ Name: 'cloudwatch-agent', Essential: false }),
       ],
     });
   });
 
   test('the service: private subnets, no public IP, rollback on failed deployments', () => {
     s.template.hasResourceProperties('AWS::ECS::Service', {
-      LaunchType: 'FARGATE',
       NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
       DeploymentConfiguration: Match.objectLike({
         DeploymentCircuitBreaker: { Enable: true, Rollback: true },
@@ -63,7 +67,7 @@ describe('backend service', () => {
     });
   });
 
-  test('ALB2 listens on 80 and checks the backend on /health', () => {
+  test('ALB2 listens on 80 and checks the backend on /ready (JWKS loaded), not /health', () => {
     s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       LoadBalancerArn: { Ref: logicalId(s.stack, 'Backend/InternalAlb') },
       Port: 80,
@@ -73,7 +77,7 @@ describe('backend service', () => {
     s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
       Port: 8080,
       TargetType: 'ip',
-      HealthCheckPath: '/health',
+      HealthCheckPath: '/ready',
     });
   });
 

@@ -1,7 +1,10 @@
 import * as fs from 'fs';
 import { Match } from 'aws-cdk-lib/assertions';
 import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig } from '../lib/constructs/proxy-fleet';
+import { DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
 import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
+
+const VALUES = { ssmParameter: '/planb/PlanB/alb2/dns-name', downstreamKeepaliveSecs: DOWNSTREAM_KEEPALIVE_SECS };
 
 describe('proxy fleet', () => {
   let s: Synthesized;
@@ -80,7 +83,7 @@ describe('proxy fleet', () => {
   });
 
   test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter', () => {
-    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), '/planb/PlanB/alb2/dns-name');
+    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), VALUES);
     expect(userData).toContain(`cat > ${PROXY_INSTALL.config} <<'PLANB_PROXY_EOF'\n${expected}`);
     expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/PlanB\/alb2\/dns-name$/m);
   });
@@ -149,15 +152,30 @@ describe('proxy fleet variants', () => {
 });
 
 describe('proxy.yaml rendering', () => {
-  const yaml = ['proxy:', '  upstream:', '    ssm_parameter: /old/name   # comment', '    port: 80', ''].join('\n');
+  const yaml = ['version: 1', 'proxy:', '  listen: ":8080"', '  upstream:', '    ssm_parameter: /old/name   # comment', '    port: 80', ''].join('\n');
+  const values = (ssmParameter: string) => ({ ssmParameter, downstreamKeepaliveSecs: 75 });
 
-  test('replaces only the value, keeping indentation and comment', () => {
-    expect(renderProxyConfig(yaml, '/new/name')).toBe(yaml.replace('/old/name', '/new/name'));
+  test('replaces the parameter, keeping indentation and comment; inserts the keep-alive when absent', () => {
+    expect(renderProxyConfig(yaml, values('/new/name'))).toBe(
+      ['version: 1', 'proxy:', '  downstream_keepalive_secs: 75', '  listen: ":8080"', '  upstream:', '    ssm_parameter: /new/name   # comment', '    port: 80', ''].join('\n'),
+    );
   });
 
-  test('refuses a file without exactly one ssm_parameter line', () => {
-    expect(() => renderProxyConfig('proxy:\n  listen: ":8080"\n', '/x')).toThrow(/exactly one "ssm_parameter:" line, found 0/);
-    expect(() => renderProxyConfig(`${yaml}${yaml}`, '/x')).toThrow(/found 2/);
+  test('replaces a keep-alive the file already has (value only, comment kept), nowhere else', () => {
+    const withKey = yaml.replace('  listen:', '  downstream_keepalive_secs: 30  # old\n  listen:');
+    const out = renderProxyConfig(withKey, values('/x'));
+    expect(out).toContain('  downstream_keepalive_secs: 75  # old\n  listen:');
+    expect(out.match(/downstream_keepalive_secs/g)).toHaveLength(1);
+    // A same-named key deeper down (another section) is not the proxy's.
+    const nested = yaml.replace('    port: 80', '    port: 80\n    downstream_keepalive_secs: 5');
+    expect(renderProxyConfig(nested, values('/x'))).toMatch(/^  downstream_keepalive_secs: 75$/m);
+    expect(renderProxyConfig(nested, values('/x'))).toMatch(/^    downstream_keepalive_secs: 5$/m);
+  });
+
+  test('refuses a file without exactly one ssm_parameter line, or without a proxy section', () => {
+    expect(() => renderProxyConfig('proxy:\n  listen: ":8080"\n', values('/x'))).toThrow(/exactly one "ssm_parameter:" line, found 0/);
+    expect(() => renderProxyConfig(`${yaml}${yaml}`, values('/x'))).toThrow(/found 2/);
+    expect(() => renderProxyConfig('  ssm_parameter: /a\n', values('/x'))).toThrow(/no top-level "proxy:" section/);
   });
 
   test("reads the listen port, not admin_listen's", () => {
@@ -166,6 +184,6 @@ describe('proxy.yaml rendering', () => {
 
   test('the real systemd/proxy.yaml renders and listens on 8080', () => {
     const real = fs.readFileSync(PROXY_SOURCES.config, 'utf8');
-    expect(proxyListenPort(renderProxyConfig(real, '/planb/PlanB/alb2/dns-name'))).toBe(8080);
+    expect(proxyListenPort(renderProxyConfig(real, VALUES))).toBe(8080);
   });
 });
