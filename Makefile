@@ -5,10 +5,17 @@ SHELL := /bin/bash
 VENV        ?= .venv
 PYTHON      ?= python3
 CARGO       ?= cargo
-MUSL_TARGET := x86_64-unknown-linux-musl
+# The shipped proxy's CPU: aarch64 (Graviton, the infra default) or x86_64.
+ARCH        ?= aarch64
+MUSL_TARGET := $(ARCH)-unknown-linux-musl
 PROXY_MUSL  := target/$(MUSL_TARGET)/release/planb-proxy
+# `file` names the machine this way in its ELF line.
+FILE_ARCH_aarch64 := ARM aarch64
+FILE_ARCH_x86_64  := x86-64
+# A foreign-CPU build runs its config check under QEMU's user-mode emulator (no binfmt needed).
+PROXY_RUN := $(if $(filter $(ARCH),$(shell uname -m)),,qemu-$(ARCH)-static)
 
-.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd test-musl
+.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,17 +33,29 @@ build: ## debug builds of both binaries
 release: ## release builds of both binaries (target/release/planb-{proxy,backend})
 	$(CARGO) build --release --workspace --bins
 
-proxy-release: ## the static musl planb-proxy that infra ships (target/x86_64-unknown-linux-musl/release/planb-proxy)
+proxy-release: venv ## the static musl planb-proxy that infra ships (ARCH=aarch64 default, or x86_64): target/$(ARCH)-unknown-linux-musl/release/planb-proxy
+	@case "$(ARCH)" in aarch64|x86_64) ;; *) echo "ARCH must be aarch64 or x86_64, not '$(ARCH)'" >&2; exit 1;; esac
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
 	# Shipped without debug info: the S3 asset is downloaded by every new instance.
+ifeq ($(ARCH),x86_64)
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
 	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_PROFILE_RELEASE_STRIP=debuginfo \
 	  $(CARGO) build --release --target $(MUSL_TARGET) -p planb-proxy
+else
+	# Cross-compiled, no emulation: zig (PyPI ziglang, in the venv) is the C compiler
+	# and linker for the C parts (zlib-ng, aws-lc, mimalloc) and the final link.
+	PATH="$(abspath $(VENV))/bin:$$PATH" CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+	  $(VENV)/bin/cargo-zigbuild zigbuild --release --target $(MUSL_TARGET) -p planb-proxy
+endif
 	@ls -l $(PROXY_MUSL)
 
-test-musl: proxy-release ## the shipped proxy builds static and checks the production config
-	@file $(PROXY_MUSL) | grep -q 'static' || { echo "$(PROXY_MUSL) is not statically linked" >&2; exit 1; }
-	$(PROXY_MUSL) -t -c systemd/proxy.yaml
+test-musl: proxy-release ## the shipped proxy is a static ELF for $(ARCH) and checks the production config
+	@# Rust links musl binaries static-pie by default; `file` calls either form static.
+	@file -L $(PROXY_MUSL) | tee /dev/stderr | grep -Eq 'ELF 64-bit .*$(FILE_ARCH_$(ARCH)),.*(statically linked|static-pie linked)' \
+	  || { echo "$(PROXY_MUSL) is not a statically linked $(ARCH) ELF" >&2; exit 1; }
+	@[ -z "$(PROXY_RUN)" ] || command -v $(PROXY_RUN) >/dev/null \
+	  || { echo "$(PROXY_RUN) is missing (checks the $(ARCH) build here): apt-get install -y qemu-user-static" >&2; exit 1; }
+	$(PROXY_RUN) $(PROXY_MUSL) -t -c systemd/proxy.yaml
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
@@ -53,10 +72,15 @@ test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), 
 test-docker: venv ## hadolint on Dockerfile.backend (no Docker engine here: the image builds at deploy)
 	$(VENV)/bin/hadolint Dockerfile.backend
 
+test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their scripts), shellcheck on scripts/smoke.sh
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/actionlint
+	bash -n scripts/smoke.sh
+	$(VENV)/bin/shellcheck scripts/smoke.sh
+
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-systemd test-docker test-infra test-musl ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-systemd test-docker test-actionlint test-infra test-musl ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e

@@ -5,9 +5,9 @@ import { ConfigError, readConfig } from '../lib/config';
 
 const app = new App();
 try {
-  // Say which example values from cdk.json are still in place: synth works with them, deploy won't.
+  // Only reached with planb:allowPlaceholders=true (otherwise readConfig refused): say it again.
   for (const key of readConfig(app.node).placeholders) {
-    console.warn(`note: ${key} still holds the example value from cdk.json; pass -c ${key}=... to deploy`);
+    console.warn(`note: ${key} still holds the example value from cdk.json: this synth cannot be deployed`);
   }
   buildApp(app);
 } catch (error) {

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Node } from 'constructs';
+import { ELF_MACHINE, machineName, readElfHeader } from './elf';
 
 /** The infra/ directory: relative context paths are resolved against it, not the caller's cwd. */
 export const INFRA_DIR = path.resolve(__dirname, '..');
@@ -43,7 +44,11 @@ export interface PlanBConfig {
   readonly stackName: string;
   readonly region: string;
   readonly certificate: CertificateSource;
-  readonly cognitoDomainPrefix: string;
+  /**
+   * Hosted-UI domain prefix from `planb:cognitoDomainPrefix`; undefined means "derive one unique to
+   * this stack at deploy time" (see `Auth`).
+   */
+  readonly cognitoDomainPrefix: string | undefined;
   /** Absolute path of the planb-proxy binary shipped as an S3 asset. */
   readonly proxyBinaryPath: string;
   readonly architecture: Architecture;
@@ -58,7 +63,14 @@ export interface PlanBConfig {
   readonly verifyAlbSignature: boolean;
   /** Cognito MFA: 'required' (TOTP) or 'optional'. */
   readonly mfa: 'required' | 'optional';
-  /** Context keys still holding the example values shipped in cdk.json (fine for synth, not for deploy). */
+  /** Where alarm notifications are e-mailed (optional: the SNS topic exists either way). */
+  readonly alarmEmail: string | undefined;
+  /** `owner/name` of the GitHub repository whose main branch may deploy (OIDC role), if any. */
+  readonly githubRepo: string | undefined;
+  /**
+   * Context keys still holding the example values shipped in cdk.json. Empty unless
+   * `planb:allowPlaceholders=true` (tests, offline gates): otherwise such a value stops synth.
+   */
   readonly placeholders: string[];
 }
 
@@ -182,21 +194,68 @@ function proxyBinary(node: Node, architecture: Architecture): string {
       `the proxy binary ${resolved} (context value ${key('proxyBinary')}) does not exist: run \`make proxy-release\` at the repository root first`,
     );
   }
-  // Catch the easy mismatch: the default x86_64 musl build shipped to Graviton instances.
-  const otherArch = architecture === 'arm64' ? 'x86_64' : 'aarch64';
-  if (path.basename(path.dirname(path.dirname(resolved))).startsWith(`${otherArch}-`)) {
+  // The CPU comes from the file itself (ELF e_machine), not from its path: a renamed or copied
+  // build is checked just the same, and an x86_64 binary never reaches a Graviton instance.
+  const elf = readElfHeader(resolved);
+  if (elf === undefined || !elf.is64Bit || !elf.littleEndian) {
     throw new ConfigError(
-      `context value ${key('proxyBinary')} (${configured}) is a ${otherArch} build but ${key('architecture')} is ${architecture}`,
+      `the proxy binary ${resolved} (context value ${key('proxyBinary')}) is not a 64-bit little-endian ELF executable: run \`make proxy-release\``,
+    );
+  }
+  if (elf.machine !== ELF_MACHINE[architecture]) {
+    const rebuild = architecture === 'arm64' ? 'make proxy-release' : 'ARCH=x86_64 make proxy-release';
+    throw new ConfigError(
+      `the proxy binary ${resolved} (context value ${key('proxyBinary')}) is a ${machineName(elf.machine)} build but ${key('architecture')} is ${architecture}: run \`${rebuild}\` or pass -c ${key('architecture')}=${machineName(elf.machine)}`,
     );
   }
   return resolved;
 }
 
+/** The domain prefix when given; Cognito's rules: lower case, digits, hyphens, no reserved words. */
+function cognitoDomainPrefix(node: Node): string | undefined {
+  const prefix = raw(node, 'cognitoDomainPrefix');
+  if (prefix === undefined) return undefined;
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(prefix) || /aws|amazon|cognito/.test(prefix)) {
+    throw new ConfigError(
+      `context value ${key('cognitoDomainPrefix')} must be lower-case letters, digits and hyphens without "aws", "amazon" or "cognito", got "${prefix}"`,
+    );
+  }
+  return prefix;
+}
+
+/**
+ * Example values that let `cdk synth` run out of the box but can never deploy. Each is an error
+ * naming its key and how to set it, unless `planb:allowPlaceholders=true` (tests, offline gates).
+ */
+function checkPlaceholders(node: Node, cert: CertificateSource): string[] {
+  const found: { key: string; fix: string }[] = [];
+  if (cert.kind === 'arn' && isPlaceholderArn(cert.certificateArn)) {
+    found.push({
+      key: key('certificateArn'),
+      fix: `pass -c ${key('certificateArn')}=arn:aws:acm:REGION:ACCOUNT:certificate/ID (an ACM certificate in ${key('region')}), or -c ${key('certificateArn')}= with ${key('domainName')}, ${key('hostedZoneId')} and ${key('hostedZoneName')} to have one created`,
+    });
+  }
+  if (found.length === 0 || boolean(node, 'allowPlaceholders', false)) return found.map((f) => f.key);
+  const first = found[0];
+  throw new ConfigError(
+    `context value ${first.key} still holds the example value from cdk.json, which cannot be deployed: ${first.fix} (offline synth and tests only: -c ${key('allowPlaceholders')}=true)`,
+  );
+}
+
+function optionalMatching(node: Node, name: string, pattern: RegExp, what: string): string | undefined {
+  const value = raw(node, name);
+  if (value !== undefined && !pattern.test(value)) {
+    throw new ConfigError(`context value ${key(name)} must be ${what}, got "${value}"`);
+  }
+  return value;
+}
+
 /**
  * Reads and validates every `planb:*` context value.
  *
- * Throws {@link ConfigError} naming the key when a required value is missing or malformed, and when
- * the proxy binary is absent (the message says to run `make proxy-release`). Does no AWS lookups.
+ * Throws {@link ConfigError} naming the key when a required value is missing or malformed, when a
+ * value is still cdk.json's example (unless `planb:allowPlaceholders=true`), and when the proxy
+ * binary is absent or built for the other CPU (the message says what to run). Does no AWS lookups.
  */
 export function readConfig(node: Node): PlanBConfig {
   const region = required(node, 'region', 'the AWS region to deploy to, e.g. eu-west-1');
@@ -207,15 +266,10 @@ export function readConfig(node: Node): PlanBConfig {
   if (!/^[A-Za-z][A-Za-z0-9-]{0,100}$/.test(stackName)) {
     throw new ConfigError(`context value ${key('stackName')} is not a valid stack name: "${stackName}"`);
   }
-  const cognitoDomainPrefix = required(node, 'cognitoDomainPrefix', 'the Cognito hosted-UI domain prefix, unique in the region');
-  // Cognito's own rules: lower case, digits and hyphens, and no reserved words.
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(cognitoDomainPrefix) || /aws|amazon|cognito/.test(cognitoDomainPrefix)) {
-    throw new ConfigError(
-      `context value ${key('cognitoDomainPrefix')} must be lower-case letters, digits and hyphens without "aws", "amazon" or "cognito", got "${cognitoDomainPrefix}"`,
-    );
-  }
-  const architecture = oneOf<Architecture>(node, 'architecture', ['x86_64', 'arm64'], 'x86_64');
-  const ssmParameterName = raw(node, 'ssmParameterName') ?? '/planb/alb2/dns-name';
+  // Graviton by default: the same work for less money on both tiers.
+  const architecture = oneOf<Architecture>(node, 'architecture', ['x86_64', 'arm64'], 'arm64');
+  // Scoped by the stack name, so a second stack in the same account and region gets its own.
+  const ssmParameterName = raw(node, 'ssmParameterName') ?? `/planb/${stackName}/alb2/dns-name`;
   if (!/^\/[A-Za-z0-9_.\-/]+$/.test(ssmParameterName) || ssmParameterName.startsWith('/aws') || ssmParameterName.startsWith('/ssm')) {
     throw new ConfigError(`context value ${key('ssmParameterName')} must be a path like /planb/alb2/dns-name, got "${ssmParameterName}"`);
   }
@@ -224,13 +278,12 @@ export function readConfig(node: Node): PlanBConfig {
   const backendMinCapacity = integer(node, 'backendMinCapacity', 2, 1, 100);
   const backendMaxCapacity = integer(node, 'backendMaxCapacity', 8, backendMinCapacity, 100);
   const cert = certificate(node, region);
-  const placeholders: string[] = [];
-  if (cert.kind === 'arn' && isPlaceholderArn(cert.certificateArn)) placeholders.push(key('certificateArn'));
+  const placeholders = checkPlaceholders(node, cert);
   return {
     stackName,
     region,
     certificate: cert,
-    cognitoDomainPrefix,
+    cognitoDomainPrefix: cognitoDomainPrefix(node),
     proxyBinaryPath: proxyBinary(node, architecture),
     architecture,
     proxyInstanceType: raw(node, 'proxyInstanceType') ?? (architecture === 'arm64' ? 't4g.small' : 't3.small'),
@@ -242,6 +295,8 @@ export function readConfig(node: Node): PlanBConfig {
     backendMaxCapacity,
     verifyAlbSignature: boolean(node, 'verifyAlbSignature', true),
     mfa: oneOf(node, 'mfa', ['required', 'optional'] as const, 'required'),
+    alarmEmail: optionalMatching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
+    githubRepo: optionalMatching(node, 'githubRepo', /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'a GitHub repository as owner/name'),
     placeholders,
   };
 }

@@ -1,12 +1,15 @@
-import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { PlanBConfig } from './config';
 import { AccessLogs } from './constructs/access-logs';
 import { Auth } from './constructs/auth';
 import { BackendService } from './constructs/backend-service';
+import { GitHubDeploy } from './constructs/github-deploy';
+import { Monitoring } from './constructs/monitoring';
 import { Network } from './constructs/network';
 import { ProxyFleet } from './constructs/proxy-fleet';
 import { PublicAlb } from './constructs/public-alb';
+import { WebAcl } from './constructs/web-acl';
 
 /** Properties of {@link PlanBStack}. */
 export interface PlanBStackProps extends StackProps {
@@ -38,6 +41,7 @@ export class PlanBStack extends Stack {
 
     const auth = new Auth(this, 'Auth', {
       domainPrefix: config.cognitoDomainPrefix,
+      stackName: config.stackName,
       callbackUrl: publicAlb.callbackUrl,
       mfa: config.mfa,
     });
@@ -66,15 +70,44 @@ export class PlanBStack extends Stack {
     });
     backend.allowFrom(proxies.autoScalingGroup);
 
-    publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
+    const edge = publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
+    proxies.signalWhenHealthyIn(edge.targetGroup);
+    new WebAcl(this, 'WebAcl', { loadBalancer: publicAlb.loadBalancer, stackName: config.stackName });
+
+    const monitoring = new Monitoring(this, 'Monitoring', {
+      stackName: config.stackName,
+      alb1: { loadBalancer: publicAlb.loadBalancer, targetGroup: edge.targetGroup, p99Threshold: Duration.seconds(1) },
+      alb2: { loadBalancer: backend.loadBalancer, targetGroup: backend.targetGroup, p99Threshold: Duration.millis(500) },
+      backend,
+      alarmEmail: config.alarmEmail,
+    });
+    // Next to the circuit breaker: a deployment whose tasks make ALB2 answer 5xx is rolled back.
+    backend.rollBackOnAlarms(monitoring.backendDeploymentAlarms());
+
+    if (config.githubRepo) {
+      new GitHubDeploy(this, 'GitHubDeploy', {
+        repository: config.githubRepo,
+        proxyAutoScalingGroupName: proxies.autoScalingGroup.autoScalingGroupName,
+      });
+    }
 
     new CfnOutput(this, 'PublicAlbDnsName', {
       description: "ALB1's DNS name (point your domain's alias here if the stack does not manage it)",
       value: publicAlb.loadBalancer.loadBalancerDnsName,
     });
     new CfnOutput(this, 'Url', { description: 'Open this in a browser to log in', value: publicAlb.url });
+    new CfnOutput(this, 'CognitoDomain', {
+      description: 'The hosted-UI host ALB1 redirects to for login',
+      value: `${auth.userPoolDomain.domainName}.auth.${this.region}.amazoncognito.com`,
+    });
     new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: auth.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'NotesTableName', { value: backend.notesTable.tableName });
+    new CfnOutput(this, 'ProxyAutoScalingGroupName', {
+      description: 'scripts/smoke.sh checks the proxy service on each instance of this group',
+      value: proxies.autoScalingGroup.autoScalingGroupName,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'SsmParameterName', {
       description: "The SSM parameter holding ALB2's DNS name",
       value: backend.dnsNameParameter.parameterName,

@@ -2,10 +2,13 @@
 # Gate: `cdk synth` (cdk-nag's AwsSolutions pack runs inside it and fails it on any finding that
 # is not acknowledged with a reason), then cfn-lint on every synthesized template.
 #
-# Two variants are synthesized: cdk.json's defaults (certificate ARN, x86_64) and a custom domain
-# with a DNS-validated certificate on Graviton, so the optional resources get linted too.
-# The proxy binary is a stand-in file unless PLANB_PROXY_BINARY names a real one: the gate checks
-# the template, not the binary, and must not need the musl build. Output goes to a temp dir.
+# Two variants are synthesized: cdk.json's defaults (example certificate ARN, Graviton) and a
+# custom domain with a DNS-validated certificate on x86_64 with every optional input (alarm e-mail,
+# GitHub deploy role), so the optional resources get linted too. Both pass
+# planb:allowPlaceholders=true: cdk.json's example certificate is refused otherwise.
+# The proxy binary is a stand-in (test/fixtures: an ELF header for the right CPU) unless
+# PLANB_PROXY_BINARY names a real one: the gate checks the template, not the binary, and must not
+# need the musl build. Output goes to a temp dir.
 # cfn-lint: $CFN_LINT, else the repository's ../.venv/bin/cfn-lint (`make venv`), else PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +17,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CDK_DISABLE_CLI_TELEMETRY=true
 
-binary="${PLANB_PROXY_BINARY:-}"
-if [ -z "$binary" ]; then
-  binary="$work/planb-proxy.stand-in"
-  printf '#!/bin/sh\necho "stand-in for planb-proxy (infra gate), not the real binary" >&2\nexit 1\n' >"$binary"
-fi
+binary_arm64="${PLANB_PROXY_BINARY:-test/fixtures/elf-header-aarch64.bin}"
+binary_x86_64=test/fixtures/elf-header-x86_64.bin
 
 cfn_lint="${CFN_LINT:-}"
 if [ -z "$cfn_lint" ]; then
@@ -36,15 +36,16 @@ synth() { # synth NAME [-c key=value ...]
   local name=$1
   shift
   echo "synth ($name) + cdk-nag"
-  npx cdk synth --quiet --no-notices -c "planb:proxyBinary=$binary" "$@" -o "$work/$name" >"$work/$name.log" 2>&1 ||
+  npx cdk synth --quiet --no-notices -c planb:allowPlaceholders=true "$@" -o "$work/$name" >"$work/$name.log" 2>&1 ||
     { cat "$work/$name.log" >&2; exit 1; }
   echo "cfn-lint ($name)"
   "$cfn_lint" "$work/$name"/*.template.json
 }
 
-synth default
+synth default -c "planb:proxyBinary=$binary_arm64"
 synth custom-domain -c planb:certificateArn= -c planb:domainName=api.example.com \
   -c planb:hostedZoneId=Z0000000000000EXAMPLE -c planb:hostedZoneName=example.com \
-  -c planb:architecture=arm64 -c planb:mfa=optional
+  -c planb:architecture=x86_64 -c "planb:proxyBinary=$binary_x86_64" -c planb:mfa=optional \
+  -c planb:alarmEmail=ops@example.com -c planb:githubRepo=example/planb
 
 echo "infra gates: synth, cdk-nag and cfn-lint clean"

@@ -12,7 +12,7 @@ describe('backend service', () => {
 
   test("the SSM parameter's value is ALB2's DNS name", () => {
     s.template.hasResourceProperties('AWS::SSM::Parameter', {
-      Name: '/planb/alb2/dns-name',
+      Name: '/planb/PlanB/alb2/dns-name',
       Type: 'String',
       Value: { 'Fn::GetAtt': [logicalId(s.stack, 'Backend/InternalAlb'), 'DNSName'] },
     });
@@ -32,26 +32,30 @@ describe('backend service', () => {
       ALB_ARN: { Ref: logicalId(s.stack, 'PublicAlb/Alb') },
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
+      NOTES_TABLE: { Ref: logicalId(s.stack, 'Backend/Notes') },
     });
   });
 
-  test('the container: port 8080, logs to CloudWatch, read-only root, x86_64 Fargate', () => {
+  test('the container: port 8080, logs to CloudWatch, read-only root, ARM64 (Graviton) Fargate', () => {
     s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RequiresCompatibilities: ['FARGATE'],
-      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      // The backend first, then the metrics sidecar (test/operations.test.ts).
       ContainerDefinitions: [
         Match.objectLike({
+          Name: 'backend',
+          Essential: true,
           PortMappings: [Match.objectLike({ ContainerPort: 8080 })],
           ReadonlyRootFilesystem: true,
           LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
         }),
+        Match.objectLike({ Name: 'cloudwatch-agent', Essential: false }),
       ],
     });
   });
 
   test('the service: private subnets, no public IP, rollback on failed deployments', () => {
     s.template.hasResourceProperties('AWS::ECS::Service', {
-      LaunchType: 'FARGATE',
       NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED' }) },
       DeploymentConfiguration: Match.objectLike({
         DeploymentCircuitBreaker: { Enable: true, Rollback: true },
@@ -63,7 +67,7 @@ describe('backend service', () => {
     });
   });
 
-  test('ALB2 listens on 80 and checks the backend on /health', () => {
+  test('ALB2 listens on 80 and checks the backend on /ready (JWKS loaded), not /health', () => {
     s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       LoadBalancerArn: { Ref: logicalId(s.stack, 'Backend/InternalAlb') },
       Port: 80,
@@ -73,7 +77,7 @@ describe('backend service', () => {
     s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
       Port: 8080,
       TargetType: 'ip',
-      HealthCheckPath: '/health',
+      HealthCheckPath: '/ready',
     });
   });
 
@@ -106,7 +110,7 @@ describe('backend service', () => {
     expect(images).toHaveLength(1);
     const { source } = images[0];
     expect(source.dockerFile).toBe('Dockerfile.backend');
-    expect(source.platform).toBe('linux/amd64');
+    expect(source.platform).toBe('linux/arm64');
     // The staged context (what Docker receives at deploy time): the workspace, nothing else.
     const staged = path.join(assembly.directory, source.directory);
     const top = fs.readdirSync(staged).sort();
@@ -124,10 +128,10 @@ describe('backend service variants', () => {
     expect(env.map((e) => e.Name)).not.toContain('ALB_ARN');
   });
 
-  test('arm64 runs the tasks on Graviton and builds the image for it', () => {
-    const s = synth({ 'planb:architecture': 'arm64' });
+  test('x86_64 runs the tasks on x86_64', () => {
+    const s = synth({ 'planb:architecture': 'x86_64' });
     s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
-      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
     });
   });
 });

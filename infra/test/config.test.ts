@@ -16,23 +16,55 @@ describe('context', () => {
     const config = configWith({});
     expect(config.region).toBe('eu-west-1');
     expect(config.certificate.kind).toBe('arn');
-    expect(config.architecture).toBe('x86_64');
-    expect(config.proxyInstanceType).toBe('t3.small');
-    expect(config.ssmParameterName).toBe('/planb/alb2/dns-name');
-    expect(config.proxyBinaryPath).toBe(STAND_IN_BINARY);
-    // The example certificate ARN is reported so bin/app.ts can say a deploy needs a real one.
+    // Graviton by default, for both tiers.
+    expect(config.architecture).toBe('arm64');
+    expect(config.proxyInstanceType).toBe('t4g.small');
+    expect(config.ssmParameterName).toBe('/planb/PlanB/alb2/dns-name');
+    expect(config.proxyBinaryPath).toBe(STAND_IN_BINARY.arm64);
+    // No fixed Cognito prefix: the Auth construct derives one per stack.
+    expect(config.cognitoDomainPrefix).toBeUndefined();
+    expect(config.alarmEmail).toBeUndefined();
+    expect(config.githubRepo).toBeUndefined();
+    // The example certificate ARN passes only because the tests allow placeholders.
     expect(CDK_JSON_CONTEXT['planb:certificateArn']).toBe(PLACEHOLDER_CERTIFICATE_ARN);
     expect(config.placeholders).toEqual(['planb:certificateArn']);
   });
 
-  test('cdk.json points the proxy binary at the musl release build', () => {
+  test('cdk.json points the proxy binary at the aarch64 musl release build and holds no fixed prefix', () => {
     const cdkJson = JSON.parse(fs.readFileSync(path.join(INFRA_DIR, 'cdk.json'), 'utf8'));
-    expect(cdkJson.context['planb:proxyBinary']).toBe('../target/x86_64-unknown-linux-musl/release/planb-proxy');
+    expect(cdkJson.context['planb:proxyBinary']).toBe('../target/aarch64-unknown-linux-musl/release/planb-proxy');
+    expect(cdkJson.context['planb:cognitoDomainPrefix']).toBeUndefined();
+    expect(cdkJson.context['planb:ssmParameterName']).toBeUndefined();
+  });
+
+  test("cdk.json's example certificate stops synth, naming the key and how to set it", () => {
+    for (const allow of [undefined, false, 'false']) {
+      expect(() => configWith({ 'planb:allowPlaceholders': allow })).toThrow(
+        /^context value planb:certificateArn still holds the example value from cdk.json, which cannot be deployed: pass -c planb:certificateArn=arn:aws:acm:.* \(offline synth and tests only: -c planb:allowPlaceholders=true\)$/,
+      );
+    }
+    // A real ARN needs no allowance.
+    const real = configWith({
+      'planb:allowPlaceholders': undefined,
+      'planb:certificateArn': 'arn:aws:acm:eu-west-1:111122223333:certificate/abc-123',
+    });
+    expect(real.placeholders).toEqual([]);
+  });
+
+  test('the SSM parameter name is scoped by the stack name', () => {
+    expect(configWith({ 'planb:stackName': 'PlanB-staging' }).ssmParameterName).toBe('/planb/PlanB-staging/alb2/dns-name');
+    expect(configWith({ 'planb:ssmParameterName': '/custom/name' }).ssmParameterName).toBe('/custom/name');
+  });
+
+  test('optional inputs: alarm e-mail and GitHub repository', () => {
+    const config = configWith({ 'planb:alarmEmail': 'ops@example.com', 'planb:githubRepo': 'example/planb' });
+    expect(config.alarmEmail).toBe('ops@example.com');
+    expect(config.githubRepo).toBe('example/planb');
+    expect(configWith({ 'planb:cognitoDomainPrefix': 'my-login' }).cognitoDomainPrefix).toBe('my-login');
   });
 
   test.each([
     ['planb:region', { 'planb:region': undefined }],
-    ['planb:cognitoDomainPrefix', { 'planb:cognitoDomainPrefix': '' }],
     ['planb:proxyBinary', { 'planb:proxyBinary': undefined }],
     ['planb:certificateArn', { 'planb:certificateArn': undefined }],
     ['planb:hostedZoneId', { ...CUSTOM_DOMAIN, 'planb:hostedZoneId': undefined }],
@@ -53,6 +85,9 @@ describe('context', () => {
     ['planb:certificateArn', { 'planb:certificateArn': 'not-an-arn' }],
     ['planb:domainName', { ...CUSTOM_DOMAIN, 'planb:domainName': 'api.example.org' }],
     ['planb:ssmParameterName', { 'planb:ssmParameterName': 'no-leading-slash' }],
+    ['planb:alarmEmail', { 'planb:alarmEmail': 'not-an-address' }],
+    ['planb:githubRepo', { 'planb:githubRepo': 'https://github.com/example/planb' }],
+    ['planb:allowPlaceholders', { 'planb:allowPlaceholders': 'yes' }],
   ])('a malformed %s is rejected by name', (key, overrides) => {
     expect(() => configWith(overrides)).toThrow(key);
   });
@@ -75,16 +110,35 @@ describe('context', () => {
     );
   });
 
-  test('an x86_64 musl build is refused for arm64 instances', () => {
+  test("the binary's CPU comes from its ELF header, not its path", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'planb-arch-'));
-    const x86 = path.join(dir, 'x86_64-unknown-linux-musl', 'release', 'planb-proxy');
-    fs.mkdirSync(path.dirname(x86), { recursive: true });
-    fs.writeFileSync(x86, 'stand-in');
+    // An x86_64 build under a path that says aarch64: the header wins.
+    const misnamed = path.join(dir, 'aarch64-unknown-linux-musl', 'release', 'planb-proxy');
+    fs.mkdirSync(path.dirname(misnamed), { recursive: true });
+    fs.copyFileSync(STAND_IN_BINARY.x86_64, misnamed);
     try {
-      expect(() => configWith({ 'planb:proxyBinary': x86, 'planb:architecture': 'arm64' })).toThrow(
-        /x86_64 build but planb:architecture is arm64/,
+      expect(() => configWith({ 'planb:proxyBinary': misnamed, 'planb:architecture': 'arm64' })).toThrow(
+        /is a x86_64 build but planb:architecture is arm64: run `make proxy-release` or pass -c planb:architecture=x86_64/,
       );
-      expect(configWith({ 'planb:proxyBinary': x86 }).architecture).toBe('x86_64');
+      expect(configWith({ 'planb:proxyBinary': misnamed, 'planb:architecture': 'x86_64' }).architecture).toBe('x86_64');
+      expect(() => configWith({ 'planb:proxyBinary': STAND_IN_BINARY.arm64, 'planb:architecture': 'x86_64' })).toThrow(
+        /is a arm64 build but planb:architecture is x86_64: run `ARCH=x86_64 make proxy-release`/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a file that is not an ELF executable (a script, a truncated file) is refused', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'planb-elf-'));
+    try {
+      const script = path.join(dir, 'script');
+      fs.writeFileSync(script, '#!/bin/sh\nexit 1\n');
+      const truncated = path.join(dir, 'truncated');
+      fs.writeFileSync(truncated, fs.readFileSync(STAND_IN_BINARY.arm64).subarray(0, 10));
+      for (const file of [script, truncated]) {
+        expect(() => configWith({ 'planb:proxyBinary': file })).toThrow(/is not a 64-bit little-endian ELF executable/);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -20,13 +20,27 @@ export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(
   fs.readFileSync(path.join(INFRA_DIR, 'cdk.json'), 'utf8'),
 ).context;
 
-/** A stand-in for the planb-proxy binary: the tests check wiring, never the real musl build. */
-export const STAND_IN_BINARY = path.join(TMP, 'planb-proxy.stand-in');
-fs.writeFileSync(STAND_IN_BINARY, '#!/bin/sh\necho "stand-in for planb-proxy (infra tests)" >&2\nexit 1\n', { mode: 0o755 });
+/**
+ * Stand-ins for the planb-proxy binary: a crafted 64-byte ELF header for each CPU (test/fixtures),
+ * which is all readConfig reads. The tests check wiring, never the real musl build.
+ */
+export const STAND_IN_BINARY = {
+  arm64: path.join(INFRA_DIR, 'test', 'fixtures', 'elf-header-aarch64.bin'),
+  x86_64: path.join(INFRA_DIR, 'test', 'fixtures', 'elf-header-x86_64.bin'),
+} as const;
 
-/** cdk.json's context with the stand-in binary, plus `overrides`. */
+/**
+ * cdk.json's context with the stand-in binary for the chosen architecture and placeholders
+ * allowed (cdk.json's example certificate), plus `overrides`.
+ */
 export function context(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return { ...CDK_JSON_CONTEXT, 'planb:proxyBinary': STAND_IN_BINARY, ...overrides };
+  const arch = (overrides['planb:architecture'] ?? CDK_JSON_CONTEXT['planb:architecture']) as 'arm64' | 'x86_64';
+  return {
+    ...CDK_JSON_CONTEXT,
+    'planb:proxyBinary': STAND_IN_BINARY[arch] ?? STAND_IN_BINARY.arm64,
+    'planb:allowPlaceholders': true,
+    ...overrides,
+  };
 }
 
 /** A synthesized Plan B app: the App, the stack and its template. */

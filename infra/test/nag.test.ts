@@ -29,12 +29,22 @@ const EXPECTED = [
   'AwsSolutions-ECS2',
   'AwsSolutions-IAM5[Resource::*]',
   'AwsSolutions-S1',
+  'AwsSolutions-SMG4',
 ];
 
 describe('cdk-nag AwsSolutions', () => {
   test.each([
     ['defaults', {}],
-    ['custom domain, arm64, optional MFA', { ...CUSTOM_DOMAIN, 'planb:architecture': 'arm64', 'planb:mfa': 'optional' }],
+    [
+      'custom domain, x86_64, optional MFA, alarm e-mail, GitHub deploy role',
+      {
+        ...CUSTOM_DOMAIN,
+        'planb:architecture': 'x86_64',
+        'planb:mfa': 'optional',
+        'planb:alarmEmail': 'ops@example.com',
+        'planb:githubRepo': 'example/planb',
+      },
+    ],
   ])('no unacknowledged error or warning (%s)', (_name, overrides) => {
     const { stack } = synth(overrides);
     const report = new AwsSolutionsChecks().validateScope(stack);

@@ -1,7 +1,10 @@
 import * as fs from 'fs';
 import { Match } from 'aws-cdk-lib/assertions';
 import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig } from '../lib/constructs/proxy-fleet';
+import { DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
 import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
+
+const VALUES = { ssmParameter: '/planb/PlanB/alb2/dns-name', downstreamKeepaliveSecs: DOWNSTREAM_KEEPALIVE_SECS };
 
 describe('proxy fleet', () => {
   let s: Synthesized;
@@ -18,7 +21,7 @@ describe('proxy fleet', () => {
         MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
         KeyName: Match.absent(),
         BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true }) }],
-        InstanceType: 't3.small',
+        InstanceType: 't4g.small',
       }),
     });
   });
@@ -44,7 +47,7 @@ describe('proxy fleet', () => {
     const reads = statements.filter((st) => actions(st).some((a) => /^ssm:(Get|Describe)/.test(a)));
     expect(reads).toHaveLength(1);
     expect(reads[0]).toMatchObject({ Sid: 'ReadUpstreamParameter', Effect: 'Allow', Action: 'ssm:GetParameter' });
-    // The resource is that parameter's ARN (the Ref resolves to "/planb/alb2/dns-name").
+    // The resource is that parameter's ARN (the Ref resolves to "/planb/PlanB/alb2/dns-name").
     const arn = JSON.stringify(reads[0].Resource);
     expect(arn).toContain(':ssm:eu-west-1:');
     expect(arn).toContain(':parameter');
@@ -80,9 +83,9 @@ describe('proxy fleet', () => {
   });
 
   test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter', () => {
-    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), '/planb/alb2/dns-name');
+    const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), VALUES);
     expect(userData).toContain(`cat > ${PROXY_INSTALL.config} <<'PLANB_PROXY_EOF'\n${expected}`);
-    expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/alb2\/dns-name$/m);
+    expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/PlanB\/alb2\/dns-name$/m);
   });
 
   test('user data enables and starts the unit, then signals CloudFormation once /healthz answers', () => {
@@ -124,10 +127,10 @@ describe('proxy fleet', () => {
     });
   });
 
-  test('Amazon Linux 2023 from the public SSM parameter (resolved at deploy, not a lookup)', () => {
+  test('Amazon Linux 2023 for arm64 from the public SSM parameter (resolved at deploy, not a lookup)', () => {
     const params = s.template.toJSON().Parameters;
     const ami = Object.values(params).find((p: any) => String(p.Default).includes('al2023-ami')) as { Default: string };
-    expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-x86_64$/);
+    expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-arm64$/);
   });
 });
 
@@ -138,26 +141,41 @@ describe('proxy fleet variants', () => {
     s.template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/custom/upstream' });
   });
 
-  test('arm64: Graviton instance type and the arm64 AMI', () => {
-    const s = synth({ 'planb:architecture': 'arm64' });
+  test('x86_64: a t3 instance type and the x86_64 AMI', () => {
+    const s = synth({ 'planb:architecture': 'x86_64' });
     s.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({ InstanceType: 't4g.small' }),
+      LaunchTemplateData: Match.objectLike({ InstanceType: 't3.small' }),
     });
     const params = Object.values(s.template.toJSON().Parameters) as { Default?: string }[];
-    expect(params.some((p) => /al2023-ami-kernel-.*-arm64$/.test(String(p.Default)))).toBe(true);
+    expect(params.some((p) => /al2023-ami-kernel-.*-x86_64$/.test(String(p.Default)))).toBe(true);
   });
 });
 
 describe('proxy.yaml rendering', () => {
-  const yaml = ['proxy:', '  upstream:', '    ssm_parameter: /old/name   # comment', '    port: 80', ''].join('\n');
+  const yaml = ['version: 1', 'proxy:', '  listen: ":8080"', '  upstream:', '    ssm_parameter: /old/name   # comment', '    port: 80', ''].join('\n');
+  const values = (ssmParameter: string) => ({ ssmParameter, downstreamKeepaliveSecs: 75 });
 
-  test('replaces only the value, keeping indentation and comment', () => {
-    expect(renderProxyConfig(yaml, '/new/name')).toBe(yaml.replace('/old/name', '/new/name'));
+  test('replaces the parameter, keeping indentation and comment; inserts the keep-alive when absent', () => {
+    expect(renderProxyConfig(yaml, values('/new/name'))).toBe(
+      ['version: 1', 'proxy:', '  downstream_keepalive_secs: 75', '  listen: ":8080"', '  upstream:', '    ssm_parameter: /new/name   # comment', '    port: 80', ''].join('\n'),
+    );
   });
 
-  test('refuses a file without exactly one ssm_parameter line', () => {
-    expect(() => renderProxyConfig('proxy:\n  listen: ":8080"\n', '/x')).toThrow(/exactly one "ssm_parameter:" line, found 0/);
-    expect(() => renderProxyConfig(`${yaml}${yaml}`, '/x')).toThrow(/found 2/);
+  test('replaces a keep-alive the file already has (value only, comment kept), nowhere else', () => {
+    const withKey = yaml.replace('  listen:', '  downstream_keepalive_secs: 30  # old\n  listen:');
+    const out = renderProxyConfig(withKey, values('/x'));
+    expect(out).toContain('  downstream_keepalive_secs: 75  # old\n  listen:');
+    expect(out.match(/downstream_keepalive_secs/g)).toHaveLength(1);
+    // A same-named key deeper down (another section) is not the proxy's.
+    const nested = yaml.replace('    port: 80', '    port: 80\n    downstream_keepalive_secs: 5');
+    expect(renderProxyConfig(nested, values('/x'))).toMatch(/^  downstream_keepalive_secs: 75$/m);
+    expect(renderProxyConfig(nested, values('/x'))).toMatch(/^    downstream_keepalive_secs: 5$/m);
+  });
+
+  test('refuses a file without exactly one ssm_parameter line, or without a proxy section', () => {
+    expect(() => renderProxyConfig('proxy:\n  listen: ":8080"\n', values('/x'))).toThrow(/exactly one "ssm_parameter:" line, found 0/);
+    expect(() => renderProxyConfig(`${yaml}${yaml}`, values('/x'))).toThrow(/found 2/);
+    expect(() => renderProxyConfig('  ssm_parameter: /a\n', values('/x'))).toThrow(/no top-level "proxy:" section/);
   });
 
   test("reads the listen port, not admin_listen's", () => {
@@ -166,6 +184,6 @@ describe('proxy.yaml rendering', () => {
 
   test('the real systemd/proxy.yaml renders and listens on 8080', () => {
     const real = fs.readFileSync(PROXY_SOURCES.config, 'utf8');
-    expect(proxyListenPort(renderProxyConfig(real, '/planb/alb2/dns-name'))).toBe(8080);
+    expect(proxyListenPort(renderProxyConfig(real, VALUES))).toBe(8080);
   });
 });

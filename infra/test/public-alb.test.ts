@@ -95,7 +95,22 @@ describe('ALB1 and Cognito', () => {
       UserPoolAddOns: { AdvancedSecurityMode: 'ENFORCED' },
       Policies: { PasswordPolicy: Match.objectLike({ MinimumLength: 12, RequireSymbols: true }) },
     });
-    s.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'planb-login' });
+  });
+
+  test('the hosted-UI domain prefix is derived per stack: the stack name and its UUID', () => {
+    const uuid = { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] };
+    s.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['-', ['planb', { 'Fn::Select': [0, { 'Fn::Split': ['-', uuid] }] }]] },
+    });
+    const other = synth({ 'planb:stackName': 'Cognito-AWS-Demo' });
+    const domain = Object.values(other.template.findResources('AWS::Cognito::UserPoolDomain'))[0].Properties.Domain;
+    // Cognito refuses prefixes containing its reserved words: they are dropped from the readable part.
+    expect(domain['Fn::Join'][1][0]).toBe('demo');
+  });
+
+  test('a given prefix is used as is', () => {
+    const given = synth({ 'planb:cognitoDomainPrefix': 'my-login' });
+    given.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'my-login' });
   });
 
   test('outputs: ALB1 DNS name, URL, pool id, client id, SSM parameter name', () => {

@@ -1,15 +1,40 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
 
 /** Properties of {@link Auth}. */
 export interface AuthProps {
-  /** Hosted-UI domain prefix: `<prefix>.auth.<region>.amazoncognito.com`. */
-  readonly domainPrefix: string;
+  /**
+   * Hosted-UI domain prefix: `<prefix>.auth.<region>.amazoncognito.com`. Undefined: derived from
+   * the stack (see {@link derivedDomainPrefix}), unique per stack.
+   */
+  readonly domainPrefix: string | undefined;
+  /** The stack's name: the readable part of a derived prefix. */
+  readonly stackName: string;
   /** ALB1's OIDC callback, `https://<ALB1 host>/oauth2/idpresponse`. */
   readonly callbackUrl: string;
   /** 'required' makes every user enrol a TOTP authenticator at first sign-in. */
   readonly mfa: 'required' | 'optional';
+}
+
+/**
+ * A domain prefix unique to this stack: `<stack name>-<first group of the stack's UUID>`, e.g.
+ * `planb-3f2a9c10`. Prefixes are global per region, so a fixed default collides with the first
+ * other user of it; the stack id's UUID is random and fixed for the stack's life. The readable part
+ * is the stack name in Cognito's alphabet, without the words Cognito reserves.
+ */
+export function derivedDomainPrefix(stackName: string): string {
+  const readable =
+    stackName
+      .toLowerCase()
+      .replace(/aws|amazon|cognito/g, '')
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40)
+      .replace(/-+$/, '') || 'planb';
+  // arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/UUID -> the UUID's first 8 hex digits.
+  const uuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+  return Fn.join('-', [readable, Fn.select(0, Fn.split('-', uuid))]);
 }
 
 /**
@@ -60,7 +85,7 @@ export class Auth extends Construct {
     }
 
     this.userPoolDomain = this.userPool.addDomain('Domain', {
-      cognitoDomain: { domainPrefix: props.domainPrefix },
+      cognitoDomain: { domainPrefix: props.domainPrefix ?? derivedDomainPrefix(props.stackName) },
     });
 
     this.userPoolClient = this.userPool.addClient('AlbClient', {

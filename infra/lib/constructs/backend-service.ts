@@ -1,14 +1,19 @@
 import { CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { Architecture, REPO_ROOT } from '../config';
+import { MetricDeclaration, prometheusSection, scrapeConfig } from '../prometheus';
 
 /** The port planb-backend listens on (its LISTEN_ADDR default) and ALB2's target port. */
 export const BACKEND_PORT = 8080;
@@ -22,6 +27,29 @@ export const ALB2_PORT = 80;
  * `target/` or a virtualenv to Docker and to cdk.out.
  */
 export const BACKEND_IMAGE_EXCLUDES = ['.git', 'target', '**/target', '.venv', '**/node_modules', 'infra', '.run'];
+
+/** CloudWatch namespace of the backend's metrics (from its /metrics, via the agent sidecar). */
+export const BACKEND_METRIC_NAMESPACE = 'PlanB/Backend';
+
+/** The Prometheus job name of the backend's scrape: the `job` dimension of its metrics. */
+export const BACKEND_SCRAPE_JOB = 'planb-backend';
+
+/** The backend counters shipped to CloudWatch and their dimensions (next to `job`). */
+export const BACKEND_METRICS: readonly MetricDeclaration[] = [
+  // By reason: the alarms watch chosen reasons, the dashboard shows them all.
+  { metrics: ['planb_verification_failures_total'], dimensions: [[], ['reason']] },
+  { metrics: ['planb_jwks_fetches_total'], dimensions: [['result']] },
+  { metrics: ['planb_requests_total'], dimensions: [['status']] },
+];
+
+/**
+ * The CloudWatch agent's image (AWS's, on ECR Public; multi-arch, so the same tag runs on ARM64
+ * and x86_64 tasks). A sidecar in each task scrapes the backend's /metrics over localhost.
+ */
+export const CLOUDWATCH_AGENT_IMAGE = 'public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest';
+
+/** The DynamoDB actions the backend's notes API uses: nothing else (no Scan, no batch, no update). */
+export const NOTES_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'] as const;
 
 /** Properties of {@link BackendService}. */
 export interface BackendServiceProps {
@@ -56,14 +84,46 @@ export class BackendService extends Construct {
   public readonly container: ecs.ContainerDefinition;
   /** The SSM parameter holding ALB2's DNS name; the proxy reads it at start and on refresh. */
   public readonly dnsNameParameter: ssm.StringParameter;
+  /** ALB2's target group (the tasks): its health and 5xx feed the alarms. */
+  public readonly targetGroup: elbv2.ApplicationTargetGroup;
+  /** The ECS cluster (Container Insights: running task count). */
+  public readonly cluster: ecs.Cluster;
+  /** The notes table: partition key `owner` (the verified `sub`), sort key `note_id`. */
+  public readonly notesTable: dynamodb.Table;
+  /** The key the backend signs its notes list cursors with (ECS secret NOTES_CURSOR_KEY). */
+  public readonly cursorKey: secretsmanager.Secret;
+  /** The task count autoscaling never goes below (the running-tasks alarm's floor). */
+  public readonly minCapacity: number;
 
   constructor(scope: Construct, id: string, props: BackendServiceProps) {
     super(scope, id);
     const privateSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
 
+    this.minCapacity = props.minCapacity;
     const cluster = new ecs.Cluster(this, 'Cluster', {
       vpc: props.vpc,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      enableFargateCapacityProviders: true,
+    });
+    this.cluster = cluster;
+
+    this.notesTable = new dynamodb.Table(this, 'Notes', {
+      partitionKey: { name: 'owner', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'note_id', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      // Users' notes are data: `cdk destroy` leaves the table (delete it by hand if you mean to).
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.cursorKey = new secretsmanager.Secret(this, 'NotesCursorKey', {
+      description: 'planb-backend: the key its notes list cursors are signed with (NOTES_CURSOR_KEY)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+    });
+    Validations.of(this.cursorKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The key only signs the opaque pagination cursors of GET /api/notes, which live for one listing; rotating it would only make outstanding cursors fail with 400 and clients restart their listing. It grants no access: every note read is still bound to the verified sub. Rotate by hand (put-secret-value, then force a new deployment) if it leaks.',
     });
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
@@ -91,6 +151,7 @@ export class BackendService extends Construct {
       PROFILE_SCOPE: 'profile',
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
+      NOTES_TABLE: this.notesTable.tableName,
     };
     if (props.trustedAlbArn !== undefined) environment.ALB_ARN = props.trustedAlbArn;
 
@@ -105,10 +166,20 @@ export class BackendService extends Construct {
       }),
       portMappings: [{ containerPort: BACKEND_PORT, name: 'http' }],
       environment,
+      secrets: { NOTES_CURSOR_KEY: ecs.Secret.fromSecretsManager(this.cursorKey) },
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'backend', logGroup }),
       // The backend writes nothing to disk.
       readonlyRootFilesystem: true,
     });
+    // Exactly the notes API's four actions, on exactly this table (no index, no Scan).
+    taskDefinition.addToTaskRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'NotesTable',
+        actions: [...NOTES_TABLE_ACTIONS],
+        resources: [this.notesTable.tableArn],
+      }),
+    );
+    this.addMetricsSidecar(taskDefinition, logGroup);
     Validations.of(taskDefinition.obtainExecutionRole()).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
@@ -117,7 +188,7 @@ export class BackendService extends Construct {
     Validations.of(taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
       reason:
-        'The environment holds only public identifiers (user pool id, region, app client id, ALB ARN) and log settings, as the backend reads its config 12-factor style; no secret is passed, so Secrets Manager would add cost without protecting anything.',
+        'The environment holds only public identifiers (user pool id, region, app client id, ALB ARN, table name), log settings and the metrics sidecar\'s agent and scrape configuration; the one secret (NOTES_CURSOR_KEY) is passed from Secrets Manager, not the environment.',
     });
 
     const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
@@ -139,6 +210,12 @@ export class BackendService extends Construct {
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { rollback: true },
+      // On-demand for the floor autoscaling keeps (minCapacity, 2 by default); every task above
+      // it on Fargate Spot, about 70% cheaper. A Spot reclaim only ever takes the extra tasks.
+      capacityProviderStrategies: [
+        { capacityProvider: 'FARGATE', base: props.minCapacity, weight: 0 },
+        { capacityProvider: 'FARGATE_SPOT', weight: 1 },
+      ],
       healthCheckGracePeriod: Duration.seconds(30),
     });
 
@@ -169,7 +246,8 @@ export class BackendService extends Construct {
       protocol: elbv2.ApplicationProtocol.HTTP,
       targets: [this.service],
       healthCheck: {
-        path: '/health',
+        // /ready, not /health: a task takes traffic only once its JWKS is loaded.
+        path: '/ready',
         healthyHttpCodes: '200',
         interval: Duration.seconds(15),
         healthyThresholdCount: 2,
@@ -177,6 +255,7 @@ export class BackendService extends Construct {
       },
       deregistrationDelay: Duration.seconds(30),
     });
+    this.targetGroup = targetGroup;
     // CDK makes the service DependsOn the target group it also Refs (it needs the listener to exist
     // first, and lists the group with it). Harmless, but cfn-lint warns (W3005) about the redundant
     // half; silence exactly that check on exactly this resource.
@@ -207,6 +286,61 @@ export class BackendService extends Construct {
       description: "ALB2's DNS name: planb-proxy reads it at start and re-reads it every ssm_refresh_secs",
       tier: ssm.ParameterTier.STANDARD,
     });
+  }
+
+  /**
+   * ECS deployment alarms, next to the circuit breaker: while a deployment bakes, any of `alarms`
+   * going off rolls it back. (Referenced by name: the Ref also orders the alarms first.)
+   */
+  public rollBackOnAlarms(alarms: cloudwatch.IAlarm[]): void {
+    this.service.enableDeploymentAlarms(
+      alarms.map((a) => a.alarmName),
+      { behavior: ecs.AlarmBehavior.ROLLBACK_ON_ALARM },
+    );
+  }
+
+  /**
+   * A CloudWatch agent sidecar: scrapes the backend's /metrics over the task's localhost and writes
+   * {@link BACKEND_METRICS} as EMF (namespace PlanB/Backend). Not essential: an agent failure
+   * costs metrics, never requests.
+   */
+  private addMetricsSidecar(taskDefinition: ecs.FargateTaskDefinition, logGroup: logs.LogGroup): void {
+    const metricsLogGroup = new logs.LogGroup(this, 'MetricsLogs', {
+      // The EMF records only feed the metrics; CloudWatch keeps those 15 months on its own.
+      retention: logs.RetentionDays.ONE_WEEK,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const agentConfig = {
+      logs: {
+        metrics_collected: {
+          // "env:": the agent reads the scrape configuration from that variable (set below).
+          prometheus: prometheusSection(
+            'env:PROMETHEUS_CONFIG_CONTENT',
+            metricsLogGroup.logGroupName,
+            BACKEND_METRIC_NAMESPACE,
+            BACKEND_SCRAPE_JOB,
+            BACKEND_METRICS,
+          ),
+        },
+      },
+    };
+    taskDefinition.addContainer('cloudwatch-agent', {
+      image: ecs.ContainerImage.fromRegistry(CLOUDWATCH_AGENT_IMAGE),
+      essential: false,
+      memoryReservationMiB: 64,
+      environment: {
+        CW_CONFIG_CONTENT: Stack.of(this).toJsonString(agentConfig),
+        PROMETHEUS_CONFIG_CONTENT: scrapeConfig(BACKEND_SCRAPE_JOB, `localhost:${BACKEND_PORT}`),
+      },
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'cloudwatch-agent', logGroup }),
+    });
+    taskDefinition.addToTaskRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'MetricsAsEmf',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+        resources: [metricsLogGroup.logGroupArn],
+      }),
+    );
   }
 
   /** Lets `peer` (the proxy fleet) reach ALB2's listener, and nothing else in. */

@@ -38,6 +38,9 @@ export class Network extends Construct {
         // Free, and keeps the proxy's asset download and the image layers pulled by Fargate (ECR
         // stores them in S3) off the NAT gateway.
         S3: { service: ec2.GatewayVpcEndpointAwsService.S3 },
+        // Free too: the backend's notes traffic to DynamoDB stays off the NAT gateway (and its
+        // per-GB charge), and inside AWS's network.
+        DynamoDB: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
       },
     });
 

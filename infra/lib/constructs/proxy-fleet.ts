@@ -1,13 +1,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { Architecture, REPO_ROOT } from '../config';
+import { DOWNSTREAM_KEEPALIVE_SECS } from '../keepalive';
+import { AGENT_FILES, agentConfig, HostFile, logShippingFiles, PROXY_SCRAPE_JOB } from '../proxy-host';
+import { scrapeConfig } from '../prometheus';
 
 /** Where the proxy's files live on the instances: the contract with `systemd/planb-proxy.service`. */
 export const PROXY_INSTALL = {
@@ -24,17 +29,50 @@ export const PROXY_SOURCES = {
 
 const HEREDOC_END = 'PLANB_PROXY_EOF';
 
+/** The proxies' root volume: above the AMI's 8 GiB snapshot, for logs (see the launch template). */
+export const ROOT_VOLUME_GIB = 16;
+
+/** The values infra writes into proxy.yaml; everything else comes from `systemd/proxy.yaml` as is. */
+export interface ProxyConfigValues {
+  /** `proxy.upstream.ssm_parameter`: this stack's parameter. */
+  readonly ssmParameter: string;
+  /** `proxy.downstream_keepalive_secs`: above ALB1's idle timeout (keepalive.ts). */
+  readonly downstreamKeepaliveSecs: number;
+}
+
 /**
- * Returns proxy.yaml with its `ssm_parameter:` value replaced by `parameterName` (indentation and
- * any trailing comment kept). Throws unless the file has exactly one such line.
+ * Returns proxy.yaml with infra's values in place: the `ssm_parameter:` value replaced (indentation
+ * and any trailing comment kept; the file must have exactly one such line), and
+ * `downstream_keepalive_secs:` replaced where the file has it, else inserted as the first key of
+ * the `proxy:` section with that section's indentation.
  */
-export function renderProxyConfig(yaml: string, parameterName: string): string {
+export function renderProxyConfig(yaml: string, values: ProxyConfigValues): string {
   const line = /^([ \t]*ssm_parameter:[ \t]*)([^\s#]+)(.*)$/gm;
   const matches = yaml.match(line) ?? [];
   if (matches.length !== 1) {
     throw new Error(`${PROXY_SOURCES.config} must have exactly one "ssm_parameter:" line, found ${matches.length}`);
   }
-  return yaml.replace(line, (_all, head: string, _old: string, tail: string) => `${head}${parameterName}${tail}`);
+  const withParameter = yaml.replace(line, (_all, head: string, _old: string, tail: string) => `${head}${values.ssmParameter}${tail}`);
+  return setProxyKey(withParameter, 'downstream_keepalive_secs', String(values.downstreamKeepaliveSecs));
+}
+
+/** Sets `key: value` directly under the top-level `proxy:` section: replaced if there, else inserted. */
+function setProxyKey(yaml: string, key: string, value: string): string {
+  const lines = yaml.split('\n');
+  const start = lines.findIndex((l) => /^proxy:[ \t]*(#.*)?$/.test(l));
+  if (start < 0) throw new Error(`${PROXY_SOURCES.config} has no top-level "proxy:" section`);
+  const firstKey = lines.slice(start + 1).find((l) => /^[ \t]+[^\s#]/.test(l));
+  const indent = /^([ \t]+)/.exec(firstKey ?? '  ')?.[1] ?? '  ';
+  let end = lines.findIndex((l, i) => i > start && /^[^\s#]/.test(l));
+  if (end < 0) end = lines.length;
+  const keyLine = new RegExp(`^${indent}${key}:[ \\t]*([^\\s#]*)(.*)$`);
+  const at = lines.findIndex((l, i) => i > start && i < end && keyLine.test(l));
+  if (at >= 0) {
+    lines[at] = lines[at].replace(keyLine, (_all, _old: string, tail: string) => `${indent}${key}: ${value}${tail}`);
+  } else {
+    lines.splice(start + 1, 0, `${indent}${key}: ${value}`);
+  }
+  return lines.join('\n');
 }
 
 /** The port of proxy.yaml's `proxy.listen` ("host:port"): ALB1's target and health-check port. */
@@ -42,6 +80,13 @@ export function proxyListenPort(yaml: string): number {
   const match = /^[ \t]+listen:[ \t]*["']?[^"'\s]*:(\d+)["']?/m.exec(yaml);
   if (!match) throw new Error(`${PROXY_SOURCES.config} has no "listen: host:port" line`);
   return Number(match[1]);
+}
+
+/** The `host:port` of proxy.yaml's `proxy.admin_listen` (/healthz and /metrics on the host). */
+export function proxyAdminAddress(yaml: string): string {
+  const match = /^[ \t]+admin_listen:[ \t]*["']?([^"'\s#]+:\d+)["']?/m.exec(yaml);
+  if (!match) throw new Error(`${PROXY_SOURCES.config} has no "admin_listen: host:port" line`);
+  return match[1];
 }
 
 /** Checks the unit starts the binary and config where user data installs them. */
@@ -97,14 +142,34 @@ export class ProxyFleet extends Construct {
   public readonly role: iam.Role;
   /** The port the proxy listens on (from proxy.yaml): ALB1's target and health-check port. */
   public readonly port: number;
+  /** The proxy's JSON log lines, one stream per instance. */
+  public readonly logGroup: logs.LogGroup;
+  /** The EMF records of the proxy's scraped metrics (namespace PlanB/Proxy). */
+  public readonly metricsLogGroup: logs.LogGroup;
+  private readonly userData: ec2.UserData;
+  private healthTargetGroup?: elbv2.IApplicationTargetGroup;
 
   constructor(scope: Construct, id: string, props: ProxyFleetProps) {
     super(scope, id);
 
     const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
     checkUnit(unit);
-    const config = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), props.upstreamParameterName);
+    const config = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), {
+      ssmParameter: props.upstreamParameterName,
+      downstreamKeepaliveSecs: DOWNSTREAM_KEEPALIVE_SECS,
+    });
     this.port = proxyListenPort(config);
+    const adminAddress = proxyAdminAddress(config);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.metricsLogGroup = new logs.LogGroup(this, 'MetricsLogs', {
+      // The EMF records only feed the metrics; CloudWatch keeps those 15 months on its own.
+      retention: logs.RetentionDays.ONE_WEEK,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
 
     const binary = new s3assets.Asset(this, 'Binary', { path: props.binaryPath });
 
@@ -119,6 +184,18 @@ export class ProxyFleet extends Construct {
               sid: 'ReadUpstreamParameter',
               actions: ['ssm:GetParameter'],
               resources: [props.upstreamParameter.parameterArn],
+            }),
+            new iam.PolicyStatement({
+              sid: 'ShipLogsAndMetrics',
+              actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+              resources: [this.logGroup.logGroupArn, this.metricsLogGroup.logGroupArn],
+            }),
+            // User data waits for ALB1 to call this instance healthy before it signals success.
+            // DescribeTargetHealth has no resource-level permissions (it only reads health).
+            new iam.PolicyStatement({
+              sid: 'ReadTargetHealth',
+              actions: ['elasticloadbalancing:DescribeTargetHealth'],
+              resources: ['*'],
             }),
             new iam.PolicyStatement({
               sid: 'DownloadProxyBinary',
@@ -146,7 +223,7 @@ export class ProxyFleet extends Construct {
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'Only the Session Manager statement uses "*": the ssmmessages channel actions have no resource type to scope to and ssm:UpdateInstanceInformation is called for an instance id unknown until launch. These are the same five actions AWS ships as the minimal Session Manager policy; the parameter and the binary are granted by exact ARN.',
+        'Two statements use "*": Session Manager (the ssmmessages channel actions have no resource type to scope to and ssm:UpdateInstanceInformation is called for an instance id unknown until launch; the same five actions AWS ships as the minimal Session Manager policy) and elasticloadbalancing:DescribeTargetHealth, which supports no resource-level permission and only reads health. The parameter, the binary and the two log groups are granted by exact ARN.',
     });
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
@@ -174,7 +251,9 @@ export class ProxyFleet extends Construct {
       blockDevices: [
         {
           deviceName: '/dev/xvda',
-          volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
+          // Above the AMI's 8 GiB snapshot: room for the journal and the exported log file
+          // (rotated at 200 MB) on top of the OS. gp3 prices by size, and 16 GiB costs cents.
+          volume: ec2.BlockDeviceVolume.ebs(ROOT_VOLUME_GIB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
         },
       ],
       // No keyPair: shell access is Session Manager only.
@@ -196,7 +275,8 @@ export class ProxyFleet extends Construct {
       defaultInstanceWarmup: Duration.minutes(2),
       // Launch and update wait for each instance's cfn-signal (sent once /healthz answers); a
       // launch template change replaces one instance at a time, keeping the rest in service.
-      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(10) }),
+      // The wait covers boot, the proxy's start (SSM, DNS) and ALB1's healthy threshold.
+      signals: autoscaling.Signals.waitForMinCapacity({ timeout: Duration.minutes(15) }),
       updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
         maxBatchSize: 1,
         minInstancesInService,
@@ -205,7 +285,7 @@ export class ProxyFleet extends Construct {
     Validations.of(this.autoScalingGroup).acknowledge({
       id: 'AwsSolutions-AS3',
       reason:
-        'Scaling events are already in the group\'s activity history and on EventBridge (source aws.autoscaling) for anyone who wants to route them; an SNS topic here would need its own KMS key and would have no subscriber.',
+        'Scaling events are already in the group\'s activity history and on EventBridge (source aws.autoscaling) for anyone who wants to route them; what matters to users (instances ALB1 calls unhealthy, 5xx) raises the alarms on the alarm topic (monitoring.ts), so per-event notifications would only add noise.',
     });
     // The proxy reads the parameter before it serves: launch no instance before it exists.
     this.autoScalingGroup.node.addDependency(props.upstreamParameter);
@@ -234,13 +314,62 @@ export class ProxyFleet extends Construct {
       `chmod 0644 ${PROXY_INSTALL.config}`,
       heredoc(PROXY_INSTALL.unit, unit),
       `chmod 0644 ${PROXY_INSTALL.unit}`,
+    );
+    // Before the proxy starts: its journal drop-in applies from its first line on.
+    this.shipLogsAndMetrics(userData, adminAddress);
+    userData.addCommands(
       'systemctl daemon-reload',
       // A failed first start (say, the new role's permissions still propagating) is not fatal:
       // systemd restarts the unit (Restart=on-failure); the health wait below decides.
       "systemctl enable --now planb-proxy.service || echo 'planb-proxy: first start failed, systemd retries' >&2",
-      // Signal success only once the proxy serves ALB1's health check (it reads SSM first).
+      // The proxy serves ALB1's health check (it reads SSM first) ...
       `timeout 300 bash -c 'until curl -fsS -o /dev/null http://127.0.0.1:${this.port}/healthz; do sleep 2; done'`,
     );
+    this.userData = userData;
+    // ... and success is signalled once ALB1 itself calls the instance healthy (signalWhenHealthyIn).
     userData.addSignalOnExitCommand(this.autoScalingGroup);
+    this.node.addValidation({
+      validate: () => (this.healthTargetGroup ? [] : ['ProxyFleet: call signalWhenHealthyIn(ALB1 target group)']),
+    });
+  }
+
+  /**
+   * Makes each instance signal CloudFormation only once `targetGroup` (ALB1's) reports it
+   * healthy, so a rolling update moves on when ALB1 really sends traffic to the new instance.
+   */
+  public signalWhenHealthyIn(targetGroup: elbv2.IApplicationTargetGroup): void {
+    this.healthTargetGroup = targetGroup;
+    const region = Stack.of(this).region;
+    const state = `aws elbv2 describe-target-health --region ${region} --target-group-arn "$1" --targets "Id=$0,Port=${this.port}" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text`;
+    this.userData.addCommands(
+      `imds_token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)`,
+      `instance_id=$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/meta-data/instance-id)`,
+      `timeout 600 bash -c 'until [ "$(${state} 2>/dev/null)" = healthy ]; do sleep 5; done' "$instance_id" '${targetGroup.targetGroupArn}'`,
+    );
+  }
+
+  /** User data: the CloudWatch agent (logs and /metrics) and the journal exporter. */
+  private shipLogsAndMetrics(userData: ec2.UserData, adminAddress: string): void {
+    const shipping = logShippingFiles();
+    const files: HostFile[] = [
+      ...shipping.files,
+      { path: AGENT_FILES.prometheus, mode: '0644', content: scrapeConfig(PROXY_SCRAPE_JOB, adminAddress) },
+      {
+        path: AGENT_FILES.config,
+        mode: '0644',
+        content: agentConfig({
+          logGroupName: this.logGroup.logGroupName,
+          metricsLogGroupName: this.metricsLogGroup.logGroupName,
+        }),
+      },
+    ];
+    userData.addCommands(
+      // In Amazon Linux 2023's own repository.
+      'dnf install -y -q amazon-cloudwatch-agent logrotate',
+      ...files.flatMap((f) => [`install -d -m 0755 ${path.dirname(f.path)}`, heredoc(f.path, f.content), `chmod ${f.mode} ${f.path}`]),
+      'systemctl daemon-reload',
+      `systemctl enable --now ${shipping.units.join(' ')}`,
+      `/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${AGENT_FILES.config}`,
+    );
   }
 }

@@ -9,6 +9,7 @@ import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CertificateSource } from '../config';
+import { ALB1_IDLE_TIMEOUT_SECS } from '../keepalive';
 import { Auth } from './auth';
 
 /** Properties of {@link PublicAlb}. */
@@ -21,6 +22,12 @@ export interface PublicAlbProps {
   readonly loadBalancerName: string;
 }
 
+/**
+ * Paths ALB1 answers itself with a 404, before the login: the backend's operational endpoints are
+ * for ALB2's health check and the metrics scraper inside the task, not for signed-in users.
+ */
+export const INTERNAL_PATHS = ['/metrics', '/metrics/*', '/ready', '/ready/*'] as const;
+
 /** What {@link PublicAlb.forwardAuthenticated} needs: who logs users in and where requests go. */
 export interface AuthenticatedForwardProps {
   readonly auth: Auth;
@@ -28,6 +35,12 @@ export interface AuthenticatedForwardProps {
   readonly targets: autoscaling.AutoScalingGroup;
   /** The proxy's listen port, which also serves /healthz. */
   readonly targetPort: number;
+}
+
+/** What {@link PublicAlb.forwardAuthenticated} made: the HTTPS listener and the proxies' target group. */
+export interface AuthenticatedForward {
+  readonly listener: elbv2.ApplicationListener;
+  readonly targetGroup: elbv2.ApplicationTargetGroup;
 }
 
 /**
@@ -67,6 +80,8 @@ export class PublicAlb extends Construct {
       // so a generated mixed-case name would break the login with redirect_mismatch.
       loadBalancerName: props.loadBalancerName,
       dropInvalidHeaderFields: true,
+      // Below the proxy's downstream_keepalive_secs (see keepalive.ts): ALB1 closes idle first.
+      idleTimeout: Duration.seconds(ALB1_IDLE_TIMEOUT_SECS),
     });
     this.loadBalancer.logAccessLogs(props.accessLogBucket, 'alb1');
     Validations.of(securityGroup).acknowledge({
@@ -116,7 +131,7 @@ export class PublicAlb extends Construct {
    * Adds the HTTPS listener: authenticate-cognito with `auth`'s pool, client and domain, then
    * forward to `targets` (ALB1's security group is opened to them on `targetPort` only).
    */
-  public forwardAuthenticated(props: AuthenticatedForwardProps): elbv2.ApplicationListener {
+  public forwardAuthenticated(props: AuthenticatedForwardProps): AuthenticatedForward {
     const targetGroup = new elbv2.ApplicationTargetGroup(this, 'ProxyTargets', {
       vpc: this.loadBalancer.vpc,
       port: props.targetPort,
@@ -134,7 +149,7 @@ export class PublicAlb extends Construct {
       deregistrationDelay: Duration.seconds(30),
     });
 
-    return this.loadBalancer.addListener('Https', {
+    const listener = this.loadBalancer.addListener('Https', {
       port: 443,
       protocol: elbv2.ApplicationProtocol.HTTPS,
       certificates: [this.listenerCertificate],
@@ -149,5 +164,15 @@ export class PublicAlb extends Construct {
         next: elbv2.ListenerAction.forward([targetGroup]),
       }),
     });
+    // Listener rules run before the default action (the login), lowest priority number first.
+    listener.addAction('InternalPaths', {
+      priority: 1,
+      conditions: [elbv2.ListenerCondition.pathPatterns([...INTERNAL_PATHS])],
+      action: elbv2.ListenerAction.fixedResponse(404, {
+        contentType: 'application/json',
+        messageBody: '{"error":"not_found","message":"no such resource"}',
+      }),
+    });
+    return { listener, targetGroup };
   }
 }
