@@ -7,6 +7,7 @@
 //!   ([`auth::jwt`] parsing and claim rules, [`auth::jwks`] keys,
 //!   [`auth::fetch`] bounded HTTP, [`auth::cache`] verified tokens, [`auth::alb`] ALB data)
 //! - [`error`]: the one rejection enum; [`metrics`]: Prometheus counters; [`logging`]
+//! - [`notes`]: the per-user notes API on DynamoDB (`NOTES_TABLE`)
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod notes;
 pub mod routes;
 pub mod server;
 
@@ -44,5 +46,6 @@ pub fn build_app(config: &Config) -> Result<App, String> {
         auth: Authenticator::new(config, jwks.clone(), fetcher, metrics.clone()),
         jwks,
         metrics,
+        notes: notes::Notes::new(config.notes.as_ref())?,
     })
 }

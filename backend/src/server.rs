@@ -57,7 +57,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let app = app.clone();
                         async move {
-                            let resp = routes::handle(&app, req.method(), req.uri().path(), req.headers()).await;
+                            // The notes routes read a body; every other route answers from the head.
+                            let resp = if crate::notes::owns(req.uri().path()) {
+                                crate::notes::handle(&app, req).await
+                            } else {
+                                routes::handle(&app, req.method(), req.uri().path(), req.headers()).await
+                            };
                             Ok::<_, Infallible>(resp)
                         }
                     });
