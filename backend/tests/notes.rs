@@ -307,7 +307,7 @@ fn create_replace_conditional_get_delete() {
     );
     assert!(
         text.contains(
-            "planb_dynamodb_calls_total{op=\"PutItem\",outcome=\"condition_failed\"} 1\n"
+            "planb_dynamodb_calls_total{op=\"PutItem\",outcome=\"condition_failed\"} 2\n"
         ),
         "{text}"
     );
