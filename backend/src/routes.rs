@@ -168,7 +168,7 @@ fn protected(route: Route, who: &Verified) -> Response<Body> {
     }
 }
 
-pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, json_type());

@@ -352,3 +352,56 @@ fn now_rfc3339() -> String {
         .fmt(DateTimeFormat::DateTime)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    type Failure = SdkError<GetItemError, ()>;
+
+    fn service(code: &str) -> Failure {
+        let meta = ErrorMetadata::builder().code(code).build();
+        SdkError::service_error(GetItemError::generic(meta), ())
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let condition = service("ConditionalCheckFailedException");
+        assert_eq!(classify(&condition), Outcome::ConditionFailed);
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert_eq!(classify(&service(code)), Outcome::Throttled, "{code}");
+        }
+        for code in ["ResourceNotFoundException", "AccessDeniedException"] {
+            assert_eq!(classify(&service(code)), Outcome::Error, "{code}");
+        }
+        let refused = Failure::dispatch_failure(ConnectorError::io("connection refused".into()));
+        assert_eq!(classify(&refused), Outcome::Unreachable);
+        let slow = Failure::dispatch_failure(ConnectorError::timeout("connect timeout".into()));
+        assert_eq!(classify(&slow), Outcome::Timeout);
+        assert_eq!(
+            classify(&Failure::timeout_error("operation timeout")),
+            Outcome::Timeout
+        );
+    }
+
+    #[test]
+    fn items_this_code_did_not_write_are_skipped() {
+        let mut item = key("alice", "n1");
+        assert_eq!(note_of("n1", &item), None);
+        item.insert(TEXT.into(), AttributeValue::S("t".into()));
+        item.insert(
+            UPDATED_AT.into(),
+            AttributeValue::S("2026-01-01T00:00:00Z".into()),
+        );
+        item.insert(VERSION.into(), AttributeValue::N("x".into()));
+        assert_eq!(note_of("n1", &item), None);
+        item.insert(VERSION.into(), AttributeValue::N("7".into()));
+        assert_eq!(note_of("n1", &item).map(|n| n.version), Some(7));
+    }
+}
