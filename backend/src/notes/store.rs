@@ -197,15 +197,14 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item));
-        let req = match current {
-            None => req
-                .condition_expression("attribute_not_exists(#id)")
-                .expression_attribute_names("#id", NOTE_ID),
-            Some(v) => req
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        let c = match current {
+            None => Condition::absent(),
+            Some(v) => Condition::at_version(v),
         };
+        let req = req
+            .condition_expression(c.expression)
+            .set_expression_attribute_names(Some(c.names))
+            .set_expression_attribute_values(c.values);
         self.record(Call::PutItem, req.send().await)?;
         Ok(note)
     }
@@ -219,15 +218,17 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(owner, id)))
             .return_values(ReturnValue::AllOld);
-        let req = match expect {
-            Expect::Any => req,
-            Expect::Exists => req
-                .condition_expression("attribute_exists(#id)")
-                .expression_attribute_names("#id", NOTE_ID),
-            Expect::Version(v) => req
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        let condition = match expect {
+            Expect::Any => None,
+            Expect::Exists => Some(Condition::exists()),
+            Expect::Version(v) => Some(Condition::at_version(v)),
+        };
+        let req = match condition {
+            None => req,
+            Some(c) => req
+                .condition_expression(c.expression)
+                .set_expression_attribute_names(Some(c.names))
+                .set_expression_attribute_values(c.values),
         };
         let out = self.record(Call::DeleteItem, req.send().await)?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
@@ -297,6 +298,45 @@ impl Store {
                 );
                 Err(StoreError::Unavailable)
             }
+        }
+    }
+}
+
+/// A `ConditionExpression` with the names and values it uses.
+struct Condition {
+    expression: &'static str,
+    names: HashMap<String, String>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Condition {
+    fn on_id(expression: &'static str) -> Condition {
+        Condition {
+            expression,
+            names: HashMap::from([("#id".to_string(), NOTE_ID.to_string())]),
+            values: None,
+        }
+    }
+
+    /// The note does not exist (a create).
+    fn absent() -> Condition {
+        Condition::on_id("attribute_not_exists(#id)")
+    }
+
+    /// The note exists (`If-Match: *`).
+    fn exists() -> Condition {
+        Condition::on_id("attribute_exists(#id)")
+    }
+
+    /// The note is at version `v` (an absent note fails too).
+    fn at_version(v: u64) -> Condition {
+        Condition {
+            expression: "#v = :v",
+            names: HashMap::from([("#v".to_string(), VERSION.to_string())]),
+            values: Some(HashMap::from([(
+                ":v".to_string(),
+                AttributeValue::N(v.to_string()),
+            )])),
         }
     }
 }
