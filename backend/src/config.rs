@@ -23,6 +23,8 @@ Environment:
   ALB_ARN               when set, x-amzn-oidc-data is required and its signer must equal it
   ALB_PUBLIC_KEY_URL    ALB public key base URL (default https://public-keys.auth.elb.{ARN region}.amazonaws.com)
   TOKEN_CACHE_SIZE      verified tokens kept in memory, 0 turns the cache off (default 100000)
+  TOKEN_CACHE_BYTES     memory the verified-token cache may use, bytes     (default 33554432)
+  MAX_CONNECTIONS       connections served at once; more wait to be accepted (default 10000)
   JWT_LEEWAY_SECS       clock skew allowed for exp/nbf, seconds                (default 0)
   ADMIN_GROUP           Cognito group GET /api/admin requires             (default admins)
   PROFILE_SCOPE         OAuth scope GET /api/profile requires (default aws.cognito.signin.user.admin)
@@ -73,6 +75,10 @@ pub struct Config {
     pub alb: Option<AlbConfig>,
     /// `TOKEN_CACHE_SIZE`; 0 disables the verified-token cache.
     pub token_cache_size: u64,
+    /// `TOKEN_CACHE_BYTES`: the cache's memory budget (its weigher's estimate); 0 disables it.
+    pub token_cache_bytes: u64,
+    /// `MAX_CONNECTIONS`: connections served at once; past it, accepting waits.
+    pub max_connections: usize,
     /// `JWT_LEEWAY_SECS`.
     pub leeway: Duration,
     /// `ADMIN_GROUP`: the group `/api/admin` requires.
@@ -145,6 +151,17 @@ impl Config {
         };
         let token_cache_size =
             parse_var(&get, "TOKEN_CACHE_SIZE", "100000", "must be a whole number")?;
+        let token_cache_bytes = parse_var(
+            &get,
+            "TOKEN_CACHE_BYTES",
+            "33554432",
+            "must be a whole number of bytes",
+        )?;
+        let max_connections: usize =
+            parse_var(&get, "MAX_CONNECTIONS", "10000", "must be a whole number")?;
+        if max_connections == 0 {
+            return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
+        }
         let leeway_secs: u64 = parse_var(&get, "JWT_LEEWAY_SECS", "0", "must be whole seconds")?;
         if leeway_secs > 300 {
             return Err(bad("JWT_LEEWAY_SECS", "must be at most 300"));
@@ -164,6 +181,8 @@ impl Config {
             listen_addr,
             alb,
             token_cache_size,
+            token_cache_bytes,
+            max_connections,
             leeway: Duration::from_secs(leeway_secs),
             admin_group: get("ADMIN_GROUP").unwrap_or_else(|| "admins".into()),
             profile_scope: get("PROFILE_SCOPE")
@@ -307,6 +326,8 @@ mod tests {
         assert_eq!(c.client_ids, ["client1", "client2"]);
         assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.token_cache_size, 100_000);
+        assert_eq!(c.token_cache_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.leeway, Duration::ZERO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.admin_group, "admins");
@@ -331,6 +352,9 @@ mod tests {
             ("LISTEN_ADDR", "nope"),
             ("TOKEN_CACHE_SIZE", "-1"),
             ("TOKEN_CACHE_SIZE", "lots"),
+            ("TOKEN_CACHE_BYTES", "32MiB"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "many"),
             ("JWT_LEEWAY_SECS", "1h"),
             ("LOG_FORMAT", "xml"),
             ("COGNITO_JWKS_URL", "file:///etc/passwd"),

@@ -37,6 +37,9 @@ pub enum Rejection {
     // --- rules 3, 9: the key ---------------------------------------------------
     /// No usable JWK with the token's `kid`, even after a refetch.
     UnknownKid,
+    /// The JWKS lists the token's `kid`, but not as a usable RS256 signing key
+    /// (`use: enc`, another `kty` or `alg`): refused without a fetch.
+    UnusableKey,
     /// The JWKS could not be fetched and the `kid` is not among the known keys.
     JwksUnavailable,
 
@@ -99,7 +102,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every variant that counts as a verification failure (a 401), in metric order.
-    pub const VERIFICATION: [Rejection; 31] = [
+    pub const VERIFICATION: [Rejection; 32] = [
         Rejection::MissingToken,
         Rejection::AmbiguousToken,
         Rejection::MalformedAuthorization,
@@ -110,6 +113,7 @@ impl Rejection {
         Rejection::MissingKid,
         Rejection::UnsupportedAlg,
         Rejection::UnknownKid,
+        Rejection::UnusableKey,
         Rejection::JwksUnavailable,
         Rejection::InvalidSignature,
         Rejection::MissingExp,
@@ -139,7 +143,38 @@ impl Rejection {
             Rejection::MissingGroup | Rejection::MissingScope => 403,
             Rejection::NotFound => 404,
             Rejection::MethodNotAllowed => 405,
-            _ => 401,
+            Rejection::MissingToken
+            | Rejection::AmbiguousToken
+            | Rejection::MalformedAuthorization
+            | Rejection::TokenTooLarge
+            | Rejection::MalformedToken
+            | Rejection::InvalidHeader
+            | Rejection::InvalidClaims
+            | Rejection::MissingKid
+            | Rejection::UnsupportedAlg
+            | Rejection::UnknownKid
+            | Rejection::UnusableKey
+            | Rejection::JwksUnavailable
+            | Rejection::InvalidSignature
+            | Rejection::MissingExp
+            | Rejection::Expired
+            | Rejection::NotYetValid
+            | Rejection::WrongIssuer
+            | Rejection::WrongTokenUse
+            | Rejection::WrongClient
+            | Rejection::AudiencePresent
+            | Rejection::MissingSub
+            | Rejection::AlbDataMissing
+            | Rejection::AlbDataMalformed
+            | Rejection::AlbAlg
+            | Rejection::AlbKid
+            | Rejection::AlbSigner
+            | Rejection::AlbClient
+            | Rejection::AlbExpired
+            | Rejection::AlbIssuer
+            | Rejection::AlbKeyUnavailable
+            | Rejection::AlbSignature
+            | Rejection::IdentityMismatch => 401,
         }
     }
 
@@ -156,6 +191,7 @@ impl Rejection {
             Rejection::MissingKid => "missing_kid",
             Rejection::UnsupportedAlg => "unsupported_alg",
             Rejection::UnknownKid => "unknown_kid",
+            Rejection::UnusableKey => "unusable_key",
             Rejection::JwksUnavailable => "jwks_unavailable",
             Rejection::InvalidSignature => "invalid_signature",
             Rejection::MissingExp => "missing_exp",
@@ -197,6 +233,7 @@ impl Rejection {
             Rejection::MissingKid => "the token header has no kid",
             Rejection::UnsupportedAlg => "the token alg must be RS256",
             Rejection::UnknownKid => "no signing key with the token's kid",
+            Rejection::UnusableKey => "the signing key listed for the token's kid is not a usable RS256 signature key",
             Rejection::JwksUnavailable => "the signing keys could not be fetched and the token's kid is not known",
             Rejection::InvalidSignature => "the token signature is invalid",
             Rejection::MissingExp => "the token has no exp",
@@ -226,9 +263,48 @@ impl Rejection {
     }
 
     /// Index in [`Rejection::VERIFICATION`], for the failure counters; `None`
-    /// for the authorisation and routing variants.
+    /// for the authorisation and routing variants. Exhaustive on purpose: a
+    /// new variant does not compile until it is classified here.
     pub fn verification_index(self) -> Option<usize> {
-        Self::VERIFICATION.iter().position(|r| *r == self)
+        let i = match self {
+            Rejection::MissingToken => 0,
+            Rejection::AmbiguousToken => 1,
+            Rejection::MalformedAuthorization => 2,
+            Rejection::TokenTooLarge => 3,
+            Rejection::MalformedToken => 4,
+            Rejection::InvalidHeader => 5,
+            Rejection::InvalidClaims => 6,
+            Rejection::MissingKid => 7,
+            Rejection::UnsupportedAlg => 8,
+            Rejection::UnknownKid => 9,
+            Rejection::UnusableKey => 10,
+            Rejection::JwksUnavailable => 11,
+            Rejection::InvalidSignature => 12,
+            Rejection::MissingExp => 13,
+            Rejection::Expired => 14,
+            Rejection::NotYetValid => 15,
+            Rejection::WrongIssuer => 16,
+            Rejection::WrongTokenUse => 17,
+            Rejection::WrongClient => 18,
+            Rejection::AudiencePresent => 19,
+            Rejection::MissingSub => 20,
+            Rejection::AlbDataMissing => 21,
+            Rejection::AlbDataMalformed => 22,
+            Rejection::AlbAlg => 23,
+            Rejection::AlbKid => 24,
+            Rejection::AlbSigner => 25,
+            Rejection::AlbClient => 26,
+            Rejection::AlbExpired => 27,
+            Rejection::AlbIssuer => 28,
+            Rejection::AlbKeyUnavailable => 29,
+            Rejection::AlbSignature => 30,
+            Rejection::IdentityMismatch => 31,
+            Rejection::MissingGroup
+            | Rejection::MissingScope
+            | Rejection::NotFound
+            | Rejection::MethodNotAllowed => return None,
+        };
+        Some(i)
     }
 }
 

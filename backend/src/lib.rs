@@ -2,10 +2,13 @@
 //!
 //! The module layout follows aws-jwt-verify's: one small module per concern.
 //! - [`config`]: environment to a typed [`config::Config`]
-//! - [`server`]: accept loop, graceful shutdown; [`routes`]: method + path to handler
+//! - [`server`]: accept loop, connection cap, graceful shutdown; [`routes`]: method + path
+//!   to handler; [`route`]: the route names
 //! - [`auth`]: token from the request to a verified identity
-//!   ([`auth::jwt`] parsing and claim rules, [`auth::jwks`] keys,
-//!   [`auth::fetch`] bounded HTTP, [`auth::cache`] verified tokens, [`auth::alb`] ALB data)
+//!   ([`auth::headers`] finding the token, [`auth::jose`] compact JWS helpers,
+//!   [`auth::jwt`] parsing and claim rules, [`auth::jwks`] keys, [`auth::penalty`]
+//!   fetch limits, [`auth::fetch`] bounded HTTP, [`auth::cache`] verified tokens,
+//!   [`auth::identity`] the verified caller, [`auth::alb`] ALB data)
 //! - [`error`]: the one rejection enum; [`metrics`]: Prometheus counters; [`logging`]
 //! - [`notes`]: the per-user notes API on DynamoDB (`NOTES_TABLE`)
 
@@ -17,11 +20,9 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod notes;
+pub mod route;
 pub mod routes;
 pub mod server;
-
-#[cfg(test)]
-pub(crate) mod test_support;
 
 use std::sync::Arc;
 

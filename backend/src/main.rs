@@ -52,6 +52,8 @@ fn start() -> Result<(), String> {
             jwks_url = %config.jwks_url,
             alb_check = config.alb.is_some(),
             token_cache_size = config.token_cache_size,
+            token_cache_bytes = config.token_cache_bytes,
+            max_connections = config.max_connections,
             notes_table = config.notes.as_ref().map(|n| n.table.as_str()),
             "planb-backend listening"
         );

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::error::Rejection;
-use crate::routes::Route;
+use crate::route::Route;
 
 /// Status codes the server answers with, in counter order.
 const STATUSES: [u16; 6] = [200, 401, 403, 404, 405, 503];
@@ -22,6 +22,8 @@ pub struct Metrics {
     alb_key_fetches: [AtomicU64; 2],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    connections_open: AtomicU64,
+    connection_waits: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -34,6 +36,8 @@ impl Default for Metrics {
             alb_key_fetches: Default::default(),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connection_waits: AtomicU64::new(0),
         }
     }
 }
@@ -80,6 +84,21 @@ impl Metrics {
             &self.cache_misses
         }
         .fetch_add(1, Relaxed);
+    }
+
+    /// Counts one connection now being served.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one served connection ended.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts one time the accept loop waited at `MAX_CONNECTIONS`.
+    pub fn connection_wait(&self) {
+        self.connection_waits.fetch_add(1, Relaxed);
     }
 
     /// JWKS fetches so far: (succeeded, failed).
@@ -147,6 +166,17 @@ impl Metrics {
         );
         out.push_str("# HELP planb_token_cache_entries Verified tokens held.\n# TYPE planb_token_cache_entries gauge\n");
         let _ = writeln!(out, "planb_token_cache_entries {cache_entries}");
+        let _ = writeln!(
+            out,
+            "# HELP planb_connections_open Connections being served.\n# TYPE planb_connections_open gauge\nplanb_connections_open {}",
+            self.connections_open.load(Relaxed)
+        );
+        counter(
+            &mut out,
+            "planb_connection_waits_total",
+            "Times the accept loop waited because MAX_CONNECTIONS were open.",
+            &self.connection_waits,
+        );
         out
     }
 }

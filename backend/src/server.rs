@@ -1,6 +1,9 @@
 //! The hyper accept loop and graceful shutdown.
 //!
-//! HTTP/1.1 only (ALB speaks it to targets). On shutdown the listener is
+//! HTTP/1.1 only (ALB speaks it to targets). At most `MAX_CONNECTIONS` are
+//! served at once: each holds a semaphore permit, and past the cap the loop
+//! waits for one before it accepts, so more clients queue in the kernel's
+//! backlog (no error, no 5xx) instead of growing memory. On shutdown the listener is
 //! closed first (new connections are refused, ALB has already deregistered
 //! the task), in-flight requests finish, idle keep-alive connections are
 //! closed, and after [`DRAIN_LIMIT`] whatever is left is dropped: ECS sends
@@ -15,8 +18,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::routes::{self, App};
 
 /// Longest wait for in-flight requests after a shutdown signal.
@@ -36,23 +41,36 @@ pub async fn run(
     let app = Arc::new(crate::build_app(config)?);
     let jwks = app.jwks.clone();
     let loader = tokio::spawn(async move { jwks.load().await });
-    serve(app, listener, shutdown).await;
+    serve(app, listener, config.max_connections, shutdown).await;
     loader.abort();
     Ok(())
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// Serves `app` on `listener`, at most `max_connections` at once, until
+/// `shutdown` completes, then drains.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(IDLE_TIMEOUT);
+    let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            permit = connection_slot(&slots, &app.metrics) => permit,
+            () = &mut shutdown => None,
+        };
+        let Some(permit) = slot else { break };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
+                    let open = OpenConnection::new(permit, app.metrics.clone());
                     let app = app.clone();
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let app = app.clone();
@@ -72,6 +90,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(open);
                     });
                 }
                 Err(e) => {
@@ -88,6 +107,41 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(DRAIN_LIMIT) => tracing::warn!("drain limit reached; dropping remaining connections"),
+    }
+}
+
+/// A permit to serve one more connection; waits (and counts the wait) at the
+/// cap. `None` only if the semaphore were closed, which `serve` never does.
+async fn connection_slot(
+    slots: &Arc<Semaphore>,
+    metrics: &Metrics,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    metrics.connection_wait();
+    slots.clone().acquire_owned().await.ok()
+}
+
+/// One served connection: its permit and its place in the open-connections gauge.
+struct OpenConnection {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl OpenConnection {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> OpenConnection {
+        metrics.connection_opened();
+        OpenConnection {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
     }
 }
 

@@ -33,6 +33,8 @@ fn help_prints_the_environment_variables() {
         "ALB_ARN",
         "ALB_PUBLIC_KEY_URL",
         "TOKEN_CACHE_SIZE",
+        "TOKEN_CACHE_BYTES",
+        "MAX_CONNECTIONS",
         "RUST_LOG",
         "LOG_FORMAT",
         "ADMIN_GROUP",

@@ -482,3 +482,67 @@ async fn alb_data_is_required_and_verified_when_alb_arn_is_set() {
     assert_eq!(key_endpoint.hits(), 1, "the ALB key is fetched once");
     backend.stop().await;
 }
+
+/// Sends `GET path` on a kept-alive raw connection and reads one whole answer.
+async fn raw_get(conn: &mut tokio::net::TcpStream, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nhost: planb\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed mid-answer: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn past_max_connections_new_connections_wait_and_are_then_served() {
+    let jwks = KeyServer::jwks(&[test_key(0)]).await;
+    let backend = Backend::start(env(&jwks.url(), &[("MAX_CONNECTIONS", "2")])).await;
+    let addr = backend.base.trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let mut a = connect().await.unwrap();
+    let mut b = connect().await.unwrap();
+    assert!(raw_get(&mut a, "/health").await.starts_with("HTTP/1.1 200"));
+    assert!(raw_get(&mut b, "/health").await.starts_with("HTTP/1.1 200"));
+    // Two connections are open: a third connects (the kernel's backlog) but is not served yet.
+    let mut c = connect().await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), raw_get(&mut c, "/health"));
+    assert!(waiting.await.is_err(), "served past MAX_CONNECTIONS");
+    // One closes: the waiting connection is served, its request intact.
+    drop(a);
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut rest = Vec::new();
+        while !String::from_utf8_lossy(&rest).contains("{\"status\":\"ok\"}") {
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed instead of served");
+            rest.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&rest).to_string()
+    })
+    .await
+    .expect("served once a connection closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(b);
+    let mut d = connect().await.unwrap();
+    let metrics = raw_get(&mut d, "/metrics").await;
+    assert!(
+        metric(&metrics, "planb_connection_waits_total") >= 1,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "planb_connections_open"), 2, "{metrics}");
+    backend.stop().await;
+}

@@ -33,36 +33,51 @@ async fn key_rotation_is_picked_up_with_one_fetch() {
     backend.stop().await;
 }
 
+/// A token for `kid`, signed with key 0 (whatever the JWKS says about `kid`).
+fn token_under(kid: &str) -> String {
+    test_key(0).sign_with_header(&json!({"kid": kid, "alg": "RS256"}), &good_claims())
+}
+
+/// Sends one `/api/me` (at `url`) per token at once and checks each gets 401 `code`.
+async fn burst(url: String, tokens: Vec<String>, code: &'static str) {
+    let requests: Vec<_> = tokens
+        .into_iter()
+        .map(|tok| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (s, h, b) = get_with_token(&url, &tok).await;
+                assert_error(s, &h, &b, 401, code);
+            })
+        })
+        .collect();
+    for r in requests {
+        r.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_kid_flood_is_bounded_by_the_penalty_box() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let backend = Backend::ready(&jwks, &[("TOKEN_CACHE_SIZE", "0")]).await;
     let good = test_key(0).sign(&good_claims());
-    let flood: Vec<_> = (0..200)
-        .map(|i| {
-            let tok = test_key(0).sign_with_header(
-                &json!({"kid": format!("flood-{i}"), "alg": "RS256"}),
-                &good_claims(),
-            );
-            let url = backend.url("/api/me");
-            tokio::spawn(async move {
-                let (s, h, b) = get(&url, &[("x-amzn-oidc-accesstoken", &tok)]).await;
-                assert_error(s, &h, &b, 401, "unknown_kid");
-            })
-        })
+    let flood: Vec<String> = (0..60)
+        .map(|i| token_under(&format!("flood-{i}")))
         .collect();
+    let sent = tokio::spawn(burst(backend.url("/api/me"), flood.clone(), "unknown_kid"));
     // Known keys keep verifying during the flood.
     for _ in 0..20 {
         assert_eq!(backend.me(&good).await.0, 200);
     }
-    for t in flood {
-        t.await.unwrap();
-    }
+    sent.await.unwrap();
     assert!(
-        jwks.hits() <= 2,
-        "initial load + at most one refetch per 10 s, got {}",
+        jwks.hits() <= 3,
+        "initial load + at most one fetch per second for 60 kids sent at once, got {}",
         jwks.hits()
     );
+    // Each flood kid is now penalised on its own: sending them all again fetches nothing.
+    let after = jwks.hits();
+    burst(backend.url("/api/me"), flood, "unknown_kid").await;
+    assert_eq!(jwks.hits(), after);
     let (_, _, metrics) = get(&backend.url("/metrics"), &[]).await;
     assert!(
         metric(&metrics, "planb_jwks_penalty_box_total") > 0,
@@ -73,8 +88,68 @@ async fn an_unknown_kid_flood_is_bounded_by_the_penalty_box() {
             &metrics,
             "planb_verification_failures_total{reason=\"unknown_kid\"}"
         ),
-        200
+        120
     );
+    backend.stop().await;
+}
+
+#[tokio::test]
+async fn a_junk_kid_does_not_hold_back_a_rotation() {
+    let jwks = KeyServer::jwks(&[test_key(0)]).await;
+    let backend = Backend::ready(&jwks, &[]).await;
+    burst(
+        backend.url("/api/me"),
+        vec![token_under("junk")],
+        "unknown_kid",
+    )
+    .await;
+    assert_eq!(jwks.hits(), 2);
+    jwks.set(Answer::Body(
+        common::jwks(&[test_key(0), test_key(1)]).to_string(),
+    ));
+    let started = std::time::Instant::now();
+    let (status, body) = backend.me(&test_key(1).sign(&good_claims())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a new kid waits for the next fetch slot only: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(jwks.hits(), 3);
+    burst(
+        backend.url("/api/me"),
+        vec![token_under("junk")],
+        "unknown_kid",
+    )
+    .await;
+    assert_eq!(jwks.hits(), 3, "the junk kid stays penalised");
+    backend.stop().await;
+}
+
+#[tokio::test]
+async fn a_listed_but_unusable_kid_is_refused_without_a_fetch() {
+    let mut enc = test_key(1).jwk();
+    enc["use"] = json!("enc");
+    let jwks = KeyServer::start(Answer::Body(
+        json!({"keys": [test_key(0).jwk(), enc]}).to_string(),
+    ))
+    .await;
+    let backend = Backend::ready(&jwks, &[("TOKEN_CACHE_SIZE", "0")]).await;
+    let unusable = test_key(1).sign(&good_claims());
+    burst(
+        backend.url("/api/me"),
+        vec![unusable.clone(); 5],
+        "unusable_key",
+    )
+    .await;
+    assert_eq!(jwks.hits(), 1, "no fetch for a kid the JWKS lists");
+    // The URL is not penalised: a real new kid right after is fetched at once.
+    jwks.set(Answer::Body(
+        common::jwks(&[test_key(0), test_key(2)]).to_string(),
+    ));
+    let (status, body) = backend.me(&test_key(2).sign(&good_claims())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwks.hits(), 2);
     backend.stop().await;
 }
 

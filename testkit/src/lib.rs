@@ -5,6 +5,8 @@
 //! `testkit/moto_seed.py`. Nothing here skips: a missing venv is a test failure
 //! that says to run `make venv`.
 
+pub mod keys;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,22 +4,24 @@
 //! padding, so the parts are decoded padding-tolerantly and the signature is
 //! checked over the raw `header.payload` text exactly as received. The key is
 //! fetched from the region of the configured ARN (never from anything in the
-//! token; the `kid` must be a UUID before it goes into the URL) and cached by
-//! `kid`. A `kid` whose fetch failed is not fetched again for the penalty
-//! length, and concurrent fetches of one `kid` are shared.
+//! token; the `kid` must be a UUID before it goes into the URL); see
+//! [`AlbKeys`] for how fetches are limited and kept.
 
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
-use base64::alphabet::{STANDARD, URL_SAFE};
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::alphabet::STANDARD;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::cache::{key_of, Expires, TokenCache};
+use super::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
 use super::fetch::Fetcher;
-use super::jwks::PENALTY;
-use super::jwt::{json_object, non_null, MAX_TOKEN_LEN};
+use super::jose::{decode_padded, json_object, non_null, split};
+use super::jwt::MAX_TOKEN_LEN;
+use super::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
 use crate::config::AlbConfig;
 use crate::error::Rejection;
 use crate::metrics::Metrics;
@@ -28,12 +30,11 @@ use crate::metrics::Metrics;
 const MAX_KEY_BYTES: usize = 4 * 1024;
 /// ALB key ids held at once.
 const MAX_KEYS: u64 = 64;
+/// Keys that verified a signature, kept as the fallback when a refetch fails.
+const MAX_LAST_GOOD: usize = 16;
+/// A fetched key is fetched again after this long (the last good one stays the fallback).
+pub const KEY_TTL: Duration = Duration::from_secs(3600);
 
-/// base64url that accepts parts with or without `=` padding, as ALB sends them.
-const PADDED_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
-    &URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 /// The PEM body's standard base64.
 const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(&STANDARD, GeneralPurposeConfig::new());
 
@@ -69,9 +70,13 @@ struct AlbVerified {
     exp: f64,
 }
 
-impl Expires for AlbVerified {
+impl CacheEntry for AlbVerified {
     fn expires_at(&self) -> f64 {
         self.exp
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.sub.len()
     }
 }
 
@@ -83,46 +88,180 @@ pub struct Identities<'a> {
     pub identity_header: Option<&'a str>,
 }
 
+/// An ALB public key, built once per fetched PEM.
+pub struct AlbKey {
+    key: DecodingKey,
+}
+
+impl AlbKey {
+    /// Verifies the ES256 signature (its base64url part, padded or not) over
+    /// the raw signing input, through `jsonwebtoken`.
+    fn verify(&self, signing_input: &str, signature: &str) -> Result<(), Rejection> {
+        // The signed text keeps its padding; the signature's padding is only encoding.
+        let unpadded = signature.trim_end_matches('=');
+        match jsonwebtoken::crypto::verify(
+            unpadded,
+            signing_input.as_bytes(),
+            &self.key,
+            Algorithm::ES256,
+        ) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(Rejection::AlbSignature),
+        }
+    }
+}
+
+/// How ALB key fetches are timed (the defaults, or shorter in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTiming {
+    /// A `kid` whose fetch failed is not fetched again for this long.
+    pub penalty: Duration,
+    /// At most one key fetch per this interval, whatever the `kid`.
+    pub interval: Duration,
+    /// A fetched key is fetched again after this long.
+    pub ttl: Duration,
+}
+
+impl Default for KeyTiming {
+    fn default() -> Self {
+        KeyTiming {
+            penalty: PENALTY,
+            interval: FETCH_INTERVAL,
+            ttl: KEY_TTL,
+        }
+    }
+}
+
+/// Why a key could not be had; logged, never sent to clients.
+#[derive(Debug, Clone)]
+enum KeyError {
+    /// Another fetch holds the next slot: not the `kid`'s fault, no penalty.
+    RateLimited,
+    /// The fetch or the PEM failed.
+    Failed(String),
+}
+
+/// The ALB public keys by `kid`, the same shape as the JWKS path: concurrent
+/// fetches of one `kid` are shared, a `kid` whose fetch failed is penalised,
+/// the key URL is fetched at most once per interval whatever the `kid`s (a
+/// request waits for the next slot if it opens within one interval, else is
+/// refused without a fetch), and a key that verified a signature once is kept
+/// as the last good one when a later fetch fails.
+pub struct AlbKeys {
+    key_url: String,
+    fetcher: Fetcher,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    fetched: moka::future::Cache<String, Arc<AlbKey>>,
+    last_good: RwLock<HashMap<String, Arc<AlbKey>>>,
+    penalty: PenaltyBox,
+}
+
+impl AlbKeys {
+    /// Keys from `{key_url}/{kid}`.
+    pub fn new(
+        key_url: String,
+        fetcher: Fetcher,
+        metrics: Arc<Metrics>,
+        timing: KeyTiming,
+    ) -> AlbKeys {
+        AlbKeys {
+            key_url,
+            fetcher,
+            metrics,
+            interval: timing.interval,
+            fetched: moka::future::Cache::builder()
+                .max_capacity(MAX_KEYS)
+                .time_to_live(timing.ttl)
+                .build(),
+            last_good: RwLock::new(HashMap::new()),
+            penalty: PenaltyBox::new(timing.penalty, timing.interval),
+        }
+    }
+
+    /// The public key for `kid`.
+    async fn key(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
+        if let Some(k) = self.fetched.get(kid).await {
+            return Ok(k);
+        }
+        if self.penalty.is_penalised(kid) {
+            return self.last_good(kid);
+        }
+        let fetched = self.fetched.try_get_with_by_ref(kid, self.fetch(kid)).await;
+        match fetched {
+            Ok(k) => Ok(k),
+            Err(e) => {
+                if let KeyError::Failed(why) = &*e {
+                    tracing::warn!(key_url = %self.key_url, kid, error = %why, "ALB public key fetch failed");
+                    self.penalty.penalise(kid);
+                }
+                self.last_good(kid)
+            }
+        }
+    }
+
+    async fn fetch(&self, kid: &str) -> Result<Arc<AlbKey>, KeyError> {
+        let wait = self
+            .penalty
+            .reserve_within(self.interval)
+            .ok_or(KeyError::RateLimited)?;
+        tokio::time::sleep(wait).await;
+        let url = format!("{}/{kid}", self.key_url);
+        let body = self.fetcher.get(&url, MAX_KEY_BYTES).await;
+        self.metrics.alb_key_fetch(body.is_ok());
+        let body = body.map_err(|e| KeyError::Failed(e.to_string()))?;
+        parse_pem_key(&body)
+            .map(Arc::new)
+            .ok_or_else(|| KeyError::Failed("not a P-256 public key PEM".into()))
+    }
+
+    fn last_good(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
+        let held = self.last_good.read().unwrap_or_else(|e| e.into_inner());
+        held.get(kid).cloned().ok_or(Rejection::AlbKeyUnavailable)
+    }
+
+    /// Remembers `key` as the last good key for `kid`: it verified a signature.
+    fn verified(&self, kid: &str, key: &Arc<AlbKey>) {
+        if self.last_good(kid).is_ok() {
+            return;
+        }
+        let mut held = self.last_good.write().unwrap_or_else(|e| e.into_inner());
+        if held.len() >= MAX_LAST_GOOD {
+            // Only kids the ALB really signed with get here: clearing is rare and harmless.
+            held.clear();
+        }
+        held.insert(kid.to_string(), key.clone());
+    }
+}
+
 /// Verifies `x-amzn-oidc-data` against the configured ALB.
 pub struct AlbVerifier {
     arn: String,
-    key_url: String,
     issuer: String,
     client_ids: Vec<String>,
     leeway: f64,
-    fetcher: Fetcher,
-    metrics: Arc<Metrics>,
-    keys: moka::future::Cache<String, Arc<ParsedPublicKey>>,
-    failed: moka::sync::Cache<String, ()>,
+    keys: AlbKeys,
     cache: TokenCache<AlbVerified>,
 }
 
 impl AlbVerifier {
     /// A verifier for `alb`, accepting tokens for `issuer` and `client_ids`,
-    /// keeping up to `cache_size` verified data tokens (0: none).
+    /// keeping verified data tokens within `limits`.
     pub fn new(
         alb: &AlbConfig,
         issuer: &str,
         client_ids: &[String],
         leeway: Duration,
-        cache_size: u64,
-        fetcher: Fetcher,
-        metrics: Arc<Metrics>,
+        limits: CacheLimits,
+        keys: AlbKeys,
     ) -> AlbVerifier {
         AlbVerifier {
             arn: alb.arn.clone(),
-            key_url: alb.key_url.clone(),
             issuer: issuer.to_string(),
             client_ids: client_ids.to_vec(),
             leeway: leeway.as_secs_f64(),
-            fetcher,
-            metrics,
-            keys: moka::future::Cache::new(MAX_KEYS),
-            failed: moka::sync::Cache::builder()
-                .max_capacity(1024)
-                .time_to_live(PENALTY)
-                .build(),
-            cache: TokenCache::new(cache_size),
+            keys,
+            cache: TokenCache::new(limits),
         }
     }
 
@@ -149,7 +288,8 @@ impl AlbVerifier {
     }
 
     async fn verify_uncached(&self, data: &str, now: f64) -> Result<AlbVerified, Rejection> {
-        let (signing_input, header, payload, signature) = parse(data)?;
+        let parsed = parse(data)?;
+        let header = &parsed.header;
         if header.alg.as_deref() != Some("ES256") {
             return Err(Rejection::AlbAlg);
         }
@@ -161,15 +301,18 @@ impl AlbVerifier {
         if header.signer.as_deref() != Some(self.arn.as_str()) {
             return Err(Rejection::AlbSigner);
         }
-        let key = self.key(kid).await?;
-        key.verify_sig(signing_input.as_bytes(), &signature)
-            .map_err(|_| Rejection::AlbSignature)?;
-        self.check_claims(&header, &payload, now)?;
-        let sub = payload.sub.ok_or(Rejection::IdentityMismatch)?;
+        let key = self.keys.key(kid).await?;
+        key.verify(parsed.signing_input, parsed.signature)?;
+        self.keys.verified(kid, &key);
+        self.check_claims(header, &parsed.payload, now)?;
+        let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
         Ok(AlbVerified {
             sub: sub.into_boxed_str(),
             // check_claims made sure both are present.
-            exp: header.exp.unwrap_or(0.0).min(payload.exp.unwrap_or(0.0)),
+            exp: header
+                .exp
+                .unwrap_or(0.0)
+                .min(parsed.payload.exp.unwrap_or(0.0)),
         })
     }
 
@@ -196,56 +339,34 @@ impl AlbVerifier {
         }
         Ok(())
     }
-
-    /// The public key for `kid`: cached, shared between concurrent callers,
-    /// and not refetched for the penalty length after a failure.
-    async fn key(&self, kid: &str) -> Result<Arc<ParsedPublicKey>, Rejection> {
-        if self.failed.contains_key(kid) {
-            return Err(Rejection::AlbKeyUnavailable);
-        }
-        let url = format!("{}/{kid}", self.key_url);
-        let fetched = self
-            .keys
-            .try_get_with_by_ref(kid, async {
-                let body = self.fetcher.get(&url, MAX_KEY_BYTES).await;
-                self.metrics.alb_key_fetch(body.is_ok());
-                let body = body.map_err(|e| e.to_string())?;
-                parse_pem_key(&body)
-                    .map(Arc::new)
-                    .ok_or_else(|| "not a P-256 public key PEM".to_string())
-            })
-            .await;
-        fetched.map_err(|e| {
-            tracing::warn!(url = %url, error = %e, "ALB public key fetch failed");
-            self.failed.insert(kid.to_string(), ());
-            Rejection::AlbKeyUnavailable
-        })
-    }
 }
 
-type AlbParts<'a> = (&'a str, AlbHeader, AlbPayload, Vec<u8>);
+/// A data token that passed the shape and type checks.
+struct AlbParts<'a> {
+    signing_input: &'a str,
+    signature: &'a str,
+    header: AlbHeader,
+    payload: AlbPayload,
+}
 
 /// Shape and types: three parts, padding-tolerant base64url, JSON objects.
 fn parse(data: &str) -> Result<AlbParts<'_>, Rejection> {
     if data.len() > MAX_TOKEN_LEN {
         return Err(Rejection::AlbDataMalformed);
     }
-    let mut parts = data.split('.');
-    let (h, p, s) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
-            (h, p, s)
-        }
-        _ => return Err(Rejection::AlbDataMalformed),
-    };
-    let decode = |part: &str| {
-        PADDED_URL_SAFE
-            .decode(part)
-            .map_err(|_| Rejection::AlbDataMalformed)
-    };
-    let header: AlbHeader = json_object(&decode(h)?).ok_or(Rejection::AlbDataMalformed)?;
-    let payload: AlbPayload = json_object(&decode(p)?).ok_or(Rejection::AlbDataMalformed)?;
-    let signature = decode(s)?;
-    Ok((&data[..h.len() + 1 + p.len()], header, payload, signature))
+    let parts = split(data).ok_or(Rejection::AlbDataMalformed)?;
+    let decode = |part: &str| decode_padded(part).ok_or(Rejection::AlbDataMalformed);
+    let header: AlbHeader =
+        json_object(&decode(parts.header)?).ok_or(Rejection::AlbDataMalformed)?;
+    let payload: AlbPayload =
+        json_object(&decode(parts.payload)?).ok_or(Rejection::AlbDataMalformed)?;
+    decode(parts.signature)?;
+    Ok(AlbParts {
+        signing_input: parts.signing_input,
+        signature: parts.signature,
+        header,
+        payload,
+    })
 }
 
 /// `8-4-4-4-12` hex digits.
@@ -258,8 +379,8 @@ fn is_uuid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// A `-----BEGIN PUBLIC KEY-----` P-256 SubjectPublicKeyInfo.
-fn parse_pem_key(pem: &[u8]) -> Option<ParsedPublicKey> {
+/// A `-----BEGIN PUBLIC KEY-----` P-256 SubjectPublicKeyInfo, checked once here.
+fn parse_pem_key(pem: &[u8]) -> Option<AlbKey> {
     let text = std::str::from_utf8(pem).ok()?;
     let body = text
         .trim()
@@ -267,15 +388,18 @@ fn parse_pem_key(pem: &[u8]) -> Option<ParsedPublicKey> {
         .strip_suffix("-----END PUBLIC KEY-----")?;
     let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let der = PEM_BASE64.decode(b64).ok()?;
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, der).ok()
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der).ok()?;
+    Some(AlbKey {
+        key: DecodingKey::from_ec_der(&der),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use testkit::keys::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A loopback stand-in for ALB's public key endpoint, serving the ALB
@@ -311,20 +435,32 @@ mod tests {
         cache_size: u64,
     ) -> (AlbVerifier, Arc<AtomicUsize>) {
         let (url, hits) = key_endpoint(key.pem(), status).await;
+        let limits = CacheLimits {
+            entries: cache_size,
+            bytes: 1 << 20,
+        };
+        (verifier_at(url, KeyTiming::default(), limits), hits)
+    }
+
+    fn verifier_at(key_url: String, timing: KeyTiming, limits: CacheLimits) -> AlbVerifier {
         let alb = AlbConfig {
             arn: ALB_ARN.into(),
-            key_url: url,
+            key_url: key_url.clone(),
         };
-        let v = AlbVerifier::new(
+        let keys = AlbKeys::new(
+            key_url,
+            Fetcher::new().unwrap(),
+            Arc::new(Metrics::default()),
+            timing,
+        );
+        AlbVerifier::new(
             &alb,
             ISSUER,
             &[CLIENT.to_string()],
             Duration::ZERO,
-            cache_size,
-            Fetcher::new().unwrap(),
-            Arc::new(Metrics::default()),
-        );
-        (v, hits)
+            limits,
+            keys,
+        )
     }
 
     fn who() -> Identities<'static> {
@@ -528,6 +664,86 @@ mod tests {
         let swap = if sig.starts_with('A') { "B" } else { "A" };
         let forged = format!("{input}.{swap}{}", &sig[1..]);
         assert!(v.verify(&forged, who(), now()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn rule8_a_flood_of_fresh_kids_is_bounded_by_the_fetch_rate() {
+        let key = AlbStandInKey::generate();
+        let (v, hits) = verifier(&key, 404).await;
+        let v = Arc::new(v);
+        let kids: Vec<String> = (0..20)
+            .map(|i| format!("6f1c3a52-8d7e-4b1a-9c0d-{i:012}"))
+            .collect();
+        let flood = |kids: Vec<String>| {
+            let v = v.clone();
+            let tokens: Vec<String> = kids
+                .iter()
+                .map(|kid| {
+                    let exp = now() + 60.0;
+                    let mut h = alb_header(exp);
+                    h["kid"] = json!(kid);
+                    key.sign(&h, &alb_payload(exp), true)
+                })
+                .collect();
+            async move {
+                let tasks: Vec<_> = tokens
+                    .into_iter()
+                    .map(|t| {
+                        let v = v.clone();
+                        tokio::spawn(async move { v.verify(&t, who(), now()).await })
+                    })
+                    .collect();
+                for t in tasks {
+                    assert_eq!(t.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+                }
+            }
+        };
+        flood(kids.clone()).await;
+        let after_flood = hits.load(Ordering::SeqCst);
+        assert!(
+            (1..=2).contains(&after_flood),
+            "one fetch now and at most one in the next slot, got {after_flood}"
+        );
+        flood(kids).await;
+        let again = hits.load(Ordering::SeqCst) - after_flood;
+        assert!(again <= 2, "still at most one fetch per slot, got {again}");
+    }
+
+    #[tokio::test]
+    async fn rule8_a_key_that_verified_is_kept_when_a_refetch_fails() {
+        let key = AlbStandInKey::generate();
+        let server = KeyServer::start(Answer::Body(key.pem())).await;
+        let timing = KeyTiming {
+            ttl: Duration::from_millis(100),
+            interval: Duration::from_millis(50),
+            ..KeyTiming::default()
+        };
+        let no_cache = CacheLimits {
+            entries: 0,
+            bytes: 0,
+        };
+        let v = verifier_at(server.base.clone(), timing, no_cache);
+        assert_eq!(verify_with(&v, &key, |_, _| {}).await, Ok(()));
+        server.set(Answer::Status(500, String::new()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            verify_with(&v, &key, |_, _| {}).await,
+            Ok(()),
+            "the refetch failed; the last good key verifies"
+        );
+        assert_eq!(server.hits(), 2, "the expired key was fetched again");
+        assert_eq!(
+            verify_with(&v, &key, |_, _| {}).await,
+            Ok(()),
+            "penalised kid: still the last good key, no fetch"
+        );
+        assert_eq!(server.hits(), 2);
+        let other = "0f1c3a52-8d7e-4b1a-9c0d-2e3f4a5b6c7d";
+        assert_eq!(
+            verify_with(&v, &key, |h, _| h["kid"] = json!(other)).await,
+            Err(Rejection::AlbKeyUnavailable),
+            "a kid that never verified has no last good key"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! byte anywhere) never hits, and memory per entry does not grow with token
 //! size. Value: what verification produced. An entry lives until the token's
 //! `exp` at the latest (moka's per-entry expiry), and `exp` is re-checked on
-//! every hit because moka's expiry is lazy. Bounded by entry count.
+//! every hit because moka's expiry is lazy. Bounded in bytes (a moka weigher
+//! with the entry's estimated size) and in entries: every entry weighs at
+//! least `bytes / entries`, so both bounds hold with one weighted capacity.
 
 use aws_lc_rs::digest::{digest, SHA256};
 use moka::sync::Cache;
@@ -15,13 +17,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The cache key: SHA-256 of the token.
 pub type TokenKey = [u8; 32];
 
-/// Anything cached must say when it stops being valid.
-pub trait Expires {
+/// Anything cached must say when it stops being valid and how big it is.
+pub trait CacheEntry {
     /// Seconds since the epoch after which the entry must not be served.
     fn expires_at(&self) -> f64;
+    /// Bytes the value owns on the heap beyond its own struct.
+    fn heap_bytes(&self) -> usize;
 }
 
-/// A bounded map from token hash to verified result; disabled when the size is 0.
+/// moka's own bookkeeping per entry (node, deques, timer wheel, hash slot),
+/// estimated from the resident size of a filled cache.
+pub const ENTRY_OVERHEAD: usize = 512;
+
+/// The two bounds of a cache (`TOKEN_CACHE_SIZE`, `TOKEN_CACHE_BYTES`); either 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Most entries held.
+    pub entries: u64,
+    /// Most bytes held, by the weigher's estimate.
+    pub bytes: u64,
+}
+
+/// A bounded map from token hash to verified result; disabled when a limit is 0.
 pub struct TokenCache<V> {
     inner: Option<Cache<TokenKey, Arc<V>>>,
 }
@@ -31,7 +48,7 @@ struct UntilExp;
 /// Longest an entry is kept whatever its `exp` says (Cognito access tokens live at most a day).
 pub const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-impl<V: Expires + Send + Sync + 'static> Expiry<TokenKey, Arc<V>> for UntilExp {
+impl<V: CacheEntry + Send + Sync + 'static> Expiry<TokenKey, Arc<V>> for UntilExp {
     fn expire_after_create(&self, _: &TokenKey, value: &Arc<V>, _: Instant) -> Option<Duration> {
         // try_from: an absurd exp (1e300) must not panic; it is capped like any other.
         let left = Duration::try_from_secs_f64((value.expires_at() - unix_now()).max(0.0));
@@ -55,12 +72,23 @@ pub fn key_of(token: &str) -> TokenKey {
     k
 }
 
-impl<V: Expires + Send + Sync + 'static> TokenCache<V> {
-    /// A cache of at most `size` entries (`0`: no cache, every lookup misses).
-    pub fn new(size: u64) -> TokenCache<V> {
-        let inner = (size > 0).then(|| {
+/// The weigher's estimate of one entry, in bytes.
+fn entry_bytes<V: CacheEntry>(value: &V) -> u64 {
+    let fixed = ENTRY_OVERHEAD + std::mem::size_of::<TokenKey>() + std::mem::size_of::<V>();
+    (fixed + value.heap_bytes()) as u64
+}
+
+impl<V: CacheEntry + Send + Sync + 'static> TokenCache<V> {
+    /// A cache within `limits` (a 0 limit: no cache, every lookup misses).
+    pub fn new(limits: CacheLimits) -> TokenCache<V> {
+        let inner = (limits.entries > 0 && limits.bytes > 0).then(|| {
+            // Each entry weighs at least this much, so at most `entries` fit in `bytes`.
+            let floor = limits.bytes.div_ceil(limits.entries);
             Cache::builder()
-                .max_capacity(size)
+                .max_capacity(limits.bytes)
+                .weigher(move |_: &TokenKey, v: &Arc<V>| {
+                    u32::try_from(entry_bytes(&**v).max(floor)).unwrap_or(u32::MAX)
+                })
                 .expire_after(UntilExp)
                 .build()
         });
@@ -99,6 +127,11 @@ impl<V: Expires + Send + Sync + 'static> TokenCache<V> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Bytes held, by the weigher's estimate (approximate, for metrics).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| c.weighted_size())
+    }
 }
 
 #[cfg(test)]
@@ -106,15 +139,36 @@ mod tests {
     use super::*;
 
     struct V(f64);
-    impl Expires for V {
+    impl CacheEntry for V {
         fn expires_at(&self) -> f64 {
             self.0
+        }
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    /// A value owning `.1` as heap bytes, like a verified token with a large body.
+    struct Big(f64, Vec<u8>);
+    impl CacheEntry for Big {
+        fn expires_at(&self) -> f64 {
+            self.0
+        }
+        fn heap_bytes(&self) -> usize {
+            self.1.len()
+        }
+    }
+
+    fn sized(entries: u64) -> CacheLimits {
+        CacheLimits {
+            entries,
+            bytes: 32 << 20,
         }
     }
 
     #[test]
     fn rule10_hit_until_exp_then_miss() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(sized(10));
         let now = unix_now();
         c.insert(key_of("tok"), Arc::new(V(now + 60.0)));
         assert!(c.get(&key_of("tok"), now).is_some());
@@ -128,7 +182,7 @@ mod tests {
 
     #[test]
     fn rule10_entries_expire_in_moka_at_exp() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(sized(10));
         c.insert(key_of("tok"), Arc::new(V(unix_now() + 0.2)));
         std::thread::sleep(Duration::from_millis(300));
         // Pass a `now` in the past so only moka's own expiry can make this miss.
@@ -137,7 +191,7 @@ mod tests {
 
     #[test]
     fn rule10_a_changed_token_never_hits() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(sized(10));
         c.insert(key_of("aaa.bbb.ccc"), Arc::new(V(unix_now() + 60.0)));
         assert!(c.get(&key_of("aaa.bbb.ccd"), 0.0).is_none());
         assert!(c.get(&key_of("aaa.bbb.cc"), 0.0).is_none());
@@ -145,26 +199,49 @@ mod tests {
 
     #[test]
     fn an_absurd_exp_is_capped_not_a_panic() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(sized(10));
         c.insert(key_of("tok"), Arc::new(V(1e300)));
         assert!(c.get(&key_of("tok"), unix_now()).is_some());
     }
 
     #[test]
     fn size_zero_disables_the_cache() {
-        let c = TokenCache::new(0);
+        let c = TokenCache::new(sized(0));
         assert!(!c.enabled());
+        let no_bytes = TokenCache::<V>::new(CacheLimits {
+            entries: 10,
+            bytes: 0,
+        });
+        assert!(!no_bytes.enabled());
         c.insert(key_of("tok"), Arc::new(V(unix_now() + 60.0)));
         assert!(c.get(&key_of("tok"), 0.0).is_none());
     }
 
     #[test]
     fn the_cache_is_bounded() {
-        let c = TokenCache::new(50);
+        let c = TokenCache::new(sized(50));
         for i in 0..500 {
             c.insert(key_of(&i.to_string()), Arc::new(V(unix_now() + 60.0)));
         }
         c.inner.as_ref().unwrap().run_pending_tasks();
         assert!(c.len() <= 50, "{}", c.len());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        let budget = 1 << 20;
+        let c = TokenCache::new(CacheLimits {
+            entries: 100_000,
+            bytes: budget,
+        });
+        for i in 0..500 {
+            let v = Big(unix_now() + 60.0, vec![0; 12 * 1024]);
+            c.insert(key_of(&i.to_string()), Arc::new(v));
+        }
+        c.inner.as_ref().unwrap().run_pending_tasks();
+        assert!(c.weighted_bytes() <= budget, "{}", c.weighted_bytes());
+        // 12 KiB bodies in 1 MiB: at most 85 of the 500, whatever the entry bound says.
+        assert!(c.len() <= 85, "{}", c.len());
+        assert!(!c.is_empty());
     }
 }

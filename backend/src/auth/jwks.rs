@@ -2,47 +2,90 @@
 //!
 //! One [`JwksCache`] per issuer. It is loaded in the background at start (the
 //! server listens at once; `/ready` says when keys are there) and refetched
-//! only when a token names a `kid` we do not know. Concurrent misses share one
-//! fetch (an async mutex plus a generation counter), and a fetch that still
-//! lacks the `kid` — or fails — puts the URL in a penalty box: no refetch for
-//! [`PENALTY`], while known keys keep verifying. A failed or invalid fetch
+//! only when a token names a `kid` we do not know. A `kid` the JWKS lists but
+//! that fails rule 3 (`use: enc`, another `kty` or `alg`) is refused at once,
+//! with no fetch. Concurrent misses share one fetch (an async mutex, and a
+//! fetch that started after a request arrived answers for it), the URL is
+//! fetched at most once per [`FETCH_INTERVAL`], and a `kid` that a fetch did
+//! not bring is refused without a fetch for [`PENALTY`] (the [`PenaltyBox`]),
+//! while known keys keep verifying. A failed fetch, or one with no usable key,
 //! never replaces the keys we have.
 
-use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::fetch::{FetchError, Fetcher};
+use super::jose::{decode_strict, json_object, non_null};
+use super::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
 use crate::error::Rejection;
 use crate::metrics::Metrics;
 
-/// How long after a fetch that lacked a `kid` (or failed) the URL is not fetched again.
-pub const PENALTY: Duration = Duration::from_secs(10);
 /// Largest JWKS body accepted.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
-/// A usable RS256 verification key from the JWKS.
+/// A usable RS256 verification key from the JWKS, built once per JWK.
 #[derive(Debug)]
 pub struct Jwk {
-    key: ParsedPublicKey,
+    key: DecodingKey,
 }
 
 impl Jwk {
-    /// Verifies an RS256 signature over `message` (rule 4).
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), Rejection> {
-        self.key
-            .verify_sig(message, signature)
-            .map_err(|_| Rejection::InvalidSignature)
+    /// Verifies an RS256 signature (`signature`: the token's base64url
+    /// signature part) over `message` (rule 4), through `jsonwebtoken`.
+    pub fn verify(&self, message: &[u8], signature: &str) -> Result<(), Rejection> {
+        match jsonwebtoken::crypto::verify(signature, message, &self.key, Algorithm::RS256) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(Rejection::InvalidSignature),
+        }
     }
 }
 
-/// Keys by `kid`.
-pub type KeySet = HashMap<String, Arc<Jwk>>;
+/// The keys of one JWKS document: usable ones by `kid`, and the `kid`s
+/// listed with no usable key (refused without a fetch).
+#[derive(Debug, Default)]
+pub struct KeySet {
+    usable: HashMap<String, Arc<Jwk>>,
+    unusable: HashSet<String>,
+}
+
+impl KeySet {
+    /// Usable keys held.
+    pub fn len(&self) -> usize {
+        self.usable.len()
+    }
+
+    /// True when no key is usable.
+    pub fn is_empty(&self) -> bool {
+        self.usable.is_empty()
+    }
+
+    /// The `kid`s of the usable keys.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.usable.keys()
+    }
+
+    /// What the set says about `kid`: its key, a refusal, or nothing (`None`).
+    fn find(&self, kid: &str) -> Option<Result<Arc<Jwk>, Rejection>> {
+        match self.usable.get(kid) {
+            Some(k) => Some(Ok(k.clone())),
+            None if self.unusable.contains(kid) => Some(Err(Rejection::UnusableKey)),
+            None => None,
+        }
+    }
+}
+
+impl std::ops::Index<&str> for KeySet {
+    type Output = Jwk;
+
+    fn index(&self, kid: &str) -> &Jwk {
+        &self.usable[kid]
+    }
+}
 
 /// Why a JWKS could not be used; logged, never sent to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +94,8 @@ pub enum JwksError {
     Fetch(FetchError),
     /// The body is not `{"keys": [...]}`.
     Invalid,
+    /// No entry is a usable RS256 key: it would leave us unable to verify anything.
+    NoUsableKey,
 }
 
 impl std::fmt::Display for JwksError {
@@ -58,6 +103,7 @@ impl std::fmt::Display for JwksError {
         match self {
             JwksError::Fetch(e) => write!(f, "fetch failed: {e}"),
             JwksError::Invalid => write!(f, "body is not a JSON object with a keys array"),
+            JwksError::NoUsableKey => write!(f, "no entry is a usable RS256 signing key"),
         }
     }
 }
@@ -65,10 +111,8 @@ impl std::fmt::Display for JwksError {
 /// The single-flight state, only touched under the fetch lock.
 #[derive(Default)]
 struct Flight {
-    /// When the penalty box opens again.
-    penalty_until: Option<Instant>,
-    /// The outcome of the last fetch, shared with the requests that waited for it.
-    last_failed: bool,
+    /// When the last fetch started: it answers for every request that arrived before.
+    last_started: Option<Instant>,
 }
 
 /// The JWKS of one issuer: known keys, and the rules for fetching more.
@@ -76,70 +120,78 @@ pub struct JwksCache {
     url: String,
     fetcher: Fetcher,
     metrics: Arc<Metrics>,
-    penalty: Duration,
+    penalty: PenaltyBox,
+    /// The longest the initial load backs off between attempts.
+    max_backoff: Duration,
     keys: RwLock<Arc<KeySet>>,
     loaded: AtomicBool,
-    /// Bumped after every fetch, so waiters can tell a fetch happened while they queued.
-    generation: AtomicU64,
+    last_failed: AtomicBool,
     flight: tokio::sync::Mutex<Flight>,
 }
 
 impl JwksCache {
     /// An empty cache for `url`; nothing is fetched until [`JwksCache::load`] or a lookup.
     pub fn new(url: String, fetcher: Fetcher, metrics: Arc<Metrics>) -> JwksCache {
-        JwksCache::with_penalty(url, fetcher, metrics, PENALTY)
+        JwksCache::with_timing(url, fetcher, metrics, PENALTY, FETCH_INTERVAL)
     }
 
-    /// Like [`JwksCache::new`] with another penalty-box length (tests).
-    pub fn with_penalty(
+    /// Like [`JwksCache::new`] with another per-`kid` penalty and fetch interval (tests).
+    pub fn with_timing(
         url: String,
         fetcher: Fetcher,
         metrics: Arc<Metrics>,
         penalty: Duration,
+        interval: Duration,
     ) -> JwksCache {
         JwksCache {
             url,
             fetcher,
             metrics,
-            penalty,
-            keys: RwLock::new(Arc::new(KeySet::new())),
+            penalty: PenaltyBox::new(penalty, interval),
+            max_backoff: penalty,
+            keys: RwLock::new(Arc::new(KeySet::default())),
             loaded: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
             flight: tokio::sync::Mutex::new(Flight::default()),
         }
     }
 
-    /// True once a JWKS has been fetched and parsed.
+    /// True once a JWKS with a usable key has been fetched.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
 
     /// The key for `kid`, fetching the JWKS when it is unknown (rules 3, 9).
     pub async fn key(&self, kid: &str) -> Result<Arc<Jwk>, Rejection> {
-        if let Some(k) = self.lookup(kid) {
-            return Ok(k);
+        if let Some(found) = self.find(kid) {
+            return found;
         }
-        let seen = self.generation.load(Ordering::Acquire);
-        let mut flight = self.flight.lock().await;
-        if let Some(k) = self.lookup(kid) {
-            return Ok(k);
-        }
-        // A fetch finished while we queued and it did not bring the kid: share its outcome.
-        if self.generation.load(Ordering::Acquire) != seen {
-            return Err(unknown(flight.last_failed));
-        }
-        if flight.penalty_until.is_some_and(|t| Instant::now() < t) {
+        if self.penalty.is_penalised(kid) {
             self.metrics.jwks_penalty_box();
-            return Err(unknown(flight.last_failed));
+            return Err(self.unknown());
         }
-        let ok = self.refresh(&mut flight).await;
-        match self.lookup(kid) {
-            Some(k) => Ok(k),
-            None => {
-                flight.penalty_until = Some(Instant::now() + self.penalty);
-                Err(unknown(!ok))
+        let arrived = Instant::now();
+        let mut flight = self.flight.lock().await;
+        if let Some(found) = self.find(kid) {
+            return found;
+        }
+        let fetched = if flight.last_started.is_some_and(|t| t >= arrived) {
+            // A fetch that started after this request arrived did not bring the kid.
+            self.metrics.jwks_penalty_box();
+            !self.last_failed.load(Ordering::Acquire)
+        } else {
+            let ok = self.fetch_in_turn(&mut flight).await;
+            if let Some(found) = self.find(kid) {
+                return found;
             }
+            ok
+        };
+        if !fetched {
+            // The endpoint failed, not the kid: the fetch rate alone bounds retries.
+            return Err(Rejection::JwksUnavailable);
         }
+        self.penalty.penalise(kid);
+        Err(Rejection::UnknownKid)
     }
 
     /// The initial load: fetches until a JWKS is in, backing off up to the penalty length.
@@ -149,26 +201,35 @@ impl JwksCache {
         loop {
             {
                 let mut flight = self.flight.lock().await;
-                if self.is_loaded() || self.refresh(&mut flight).await {
+                if self.is_loaded() || self.fetch_in_turn(&mut flight).await {
                     return;
                 }
-                flight.penalty_until = Some(Instant::now() + self.penalty);
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.penalty);
+            backoff = (backoff * 2).min(self.max_backoff);
         }
     }
 
-    fn lookup(&self, kid: &str) -> Option<Arc<Jwk>> {
+    fn find(&self, kid: &str) -> Option<Result<Arc<Jwk>, Rejection>> {
         self.keys
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+            .find(kid)
     }
 
-    /// One fetch under the lock; replaces the key set only on success.
-    async fn refresh(&self, flight: &mut Flight) -> bool {
+    fn unknown(&self) -> Rejection {
+        if self.last_failed.load(Ordering::Acquire) {
+            Rejection::JwksUnavailable
+        } else {
+            Rejection::UnknownKid
+        }
+    }
+
+    /// One fetch under the lock, once the URL's fetch slot opens; replaces
+    /// the key set only with one that has a usable key.
+    async fn fetch_in_turn(&self, flight: &mut Flight) -> bool {
+        tokio::time::sleep(self.penalty.reserve()).await;
+        flight.last_started = Some(Instant::now());
         let result = self.fetch().await;
         self.metrics.jwks_fetch(result.is_ok());
         let ok = match result {
@@ -183,8 +244,7 @@ impl JwksCache {
                 false
             }
         };
-        flight.last_failed = !ok;
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.last_failed.store(!ok, Ordering::Release);
         ok
     }
 
@@ -194,15 +254,11 @@ impl JwksCache {
             .get(&self.url, MAX_JWKS_BYTES)
             .await
             .map_err(JwksError::Fetch)?;
-        parse_jwks(&body)
-    }
-}
-
-fn unknown(fetch_failed: bool) -> Rejection {
-    if fetch_failed {
-        Rejection::JwksUnavailable
-    } else {
-        Rejection::UnknownKid
+        let keys = parse_jwks(&body)?;
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKey);
+        }
+        Ok(keys)
     }
 }
 
@@ -214,35 +270,51 @@ struct JwksDoc {
 /// One JWKS entry, leniently typed: a wrongly typed member makes the entry unusable, not the set.
 #[derive(Deserialize)]
 struct RawJwk {
-    kid: String,
     kty: String,
-    #[serde(default, rename = "use", deserialize_with = "super::jwt::non_null")]
+    #[serde(default, rename = "use", deserialize_with = "non_null")]
     use_: Option<String>,
-    #[serde(default, deserialize_with = "super::jwt::non_null")]
+    #[serde(default, deserialize_with = "non_null")]
     alg: Option<String>,
     n: String,
     e: String,
 }
 
-/// Parses a JWKS document; entries that fail rule 3 are skipped, not fatal.
+/// Parses a JWKS document; entries that fail rule 3 are skipped, not fatal,
+/// and their `kid`s remembered as unusable.
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
-    let doc: JwksDoc = super::jwt::json_object(body).ok_or(JwksError::Invalid)?;
-    let mut keys = KeySet::new();
+    let doc: JwksDoc = json_object(body).ok_or(JwksError::Invalid)?;
+    let mut keys = KeySet::default();
     for entry in doc.keys {
+        let Some(kid) = entry
+            .get("kid")
+            .and_then(|k| k.as_str())
+            .map(str::to_string)
+        else {
+            tracing::warn!(
+                reason = "kid missing or not a string",
+                "ignoring a JWKS entry"
+            );
+            continue;
+        };
         match usable_key(entry) {
-            Ok((kid, jwk)) => {
+            Ok(jwk) => {
                 // The first entry for a kid wins: a later duplicate cannot shadow it.
-                keys.entry(kid).or_insert_with(|| Arc::new(jwk));
+                keys.usable.entry(kid).or_insert_with(|| Arc::new(jwk));
             }
-            Err(why) => tracing::warn!(reason = why, "ignoring a JWKS entry"),
+            Err(why) => {
+                tracing::warn!(reason = why, kid = %kid, "ignoring a JWKS entry");
+                keys.unusable.insert(kid);
+            }
         }
     }
+    let KeySet { usable, unusable } = &mut keys;
+    unusable.retain(|kid| !usable.contains_key(kid));
     Ok(keys)
 }
 
 /// Rule 3: `kty` RSA, `use` absent or `sig`, `alg` absent or RS256 (the only
 /// header alg we accept), non-empty `n` and `e` that form a 2048-8192 bit key.
-fn usable_key(entry: serde_json::Value) -> Result<(String, Jwk), &'static str> {
+fn usable_key(entry: serde_json::Value) -> Result<Jwk, &'static str> {
     let raw: RawJwk = serde_json::from_value(entry).map_err(|_| "missing or mistyped member")?;
     if raw.kty != "RSA" {
         return Err("kty is not RSA");
@@ -253,12 +325,8 @@ fn usable_key(entry: serde_json::Value) -> Result<(String, Jwk), &'static str> {
     if raw.alg.as_deref().is_some_and(|a| a != "RS256") {
         return Err("alg is not RS256");
     }
-    let n = URL_SAFE_NO_PAD
-        .decode(&raw.n)
-        .map_err(|_| "n is not base64url")?;
-    let e = URL_SAFE_NO_PAD
-        .decode(&raw.e)
-        .map_err(|_| "e is not base64url")?;
+    let n = decode_strict(&raw.n).ok_or("n is not base64url")?;
+    let e = decode_strict(&raw.e).ok_or("e is not base64url")?;
     if n.is_empty() || e.is_empty() {
         return Err("empty n or e");
     }
@@ -266,10 +334,12 @@ fn usable_key(entry: serde_json::Value) -> Result<(String, Jwk), &'static str> {
     if !(2048..=8192).contains(&modulus_bits(&n)) {
         return Err("modulus is not 2048-8192 bits");
     }
-    let key = RsaPublicKeyComponents { n: &n, e: &e }
+    RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .map_err(|_| "not a usable RSA key")?;
-    Ok((raw.kid, Jwk { key }))
+    Ok(Jwk {
+        key: DecodingKey::from_rsa_raw_components(&n, &e),
+    })
 }
 
 /// Bit length of a big-endian unsigned integer.
@@ -283,8 +353,8 @@ fn modulus_bits(n: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{jwks, test_key, Answer, KeyServer, TestKey};
     use serde_json::json;
+    use testkit::keys::{jwks, test_key, Answer, KeyServer, TestKey};
 
     fn one(entry: serde_json::Value) -> KeySet {
         parse_jwks(json!({ "keys": [entry] }).to_string().as_bytes()).unwrap()
@@ -302,10 +372,9 @@ mod tests {
         let keys = one(k.jwk());
         let tok = k.sign(&json!({"a": 1}));
         let (input, sig) = tok.rsplit_once('.').unwrap();
-        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
-        assert_eq!(keys["kid-0"].verify(input.as_bytes(), &sig), Ok(()));
+        assert_eq!(keys["kid-0"].verify(input.as_bytes(), sig), Ok(()));
         assert_eq!(
-            keys["kid-0"].verify(b"other", &sig),
+            keys["kid-0"].verify(b"other", sig),
             Err(Rejection::InvalidSignature)
         );
     }
@@ -368,9 +437,7 @@ mod tests {
         .unwrap();
         let tok = test_key(0).sign(&json!({}));
         let (input, sig) = tok.rsplit_once('.').unwrap();
-        assert!(keys["kid-0"]
-            .verify(input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
-            .is_ok());
+        assert!(keys["kid-0"].verify(input.as_bytes(), sig).is_ok());
     }
 
     #[test]
@@ -386,11 +453,12 @@ mod tests {
     }
 
     fn cache(server: &KeyServer, penalty: Duration) -> JwksCache {
-        JwksCache::with_penalty(
+        JwksCache::with_timing(
             server.url(),
             Fetcher::new().unwrap(),
             Arc::new(Metrics::default()),
             penalty,
+            FETCH_INTERVAL,
         )
     }
 
@@ -415,17 +483,91 @@ mod tests {
         c.load().await;
         assert_eq!(c.key("nope").await.unwrap_err(), Rejection::UnknownKid);
         assert_eq!(server.hits(), 2, "an unknown kid triggers one refetch");
-        // The new key is published, but the URL is in the penalty box: no fetch.
+        // The new key is published; the junk kid is in the penalty box: no fetch for it.
         server.set(Answer::Body(jwks(&[test_key(0), test_key(1)]).to_string()));
-        for kid in ["nope", "other", "kid-1"] {
+        for _ in 0..3 {
+            assert_eq!(c.key("nope").await.unwrap_err(), Rejection::UnknownKid);
+        }
+        assert_eq!(server.hits(), 2, "no refetch for a penalised kid");
+        assert!(c.key("kid-0").await.is_ok(), "known keys keep working");
+        // The junk kid does not hold back the real one: it waits for the next fetch slot only.
+        let started = Instant::now();
+        assert!(c.key("kid-1").await.is_ok());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(server.hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn rule3_a_listed_but_unusable_kid_is_refused_without_a_fetch() {
+        let enc = tweak(test_key(1), |j| j["use"] = json!("enc"));
+        let ec = tweak(test_key(2), |j| j["kty"] = json!("EC"));
+        let server = KeyServer::start(Answer::Body(
+            json!({"keys": [test_key(0).jwk(), enc, ec]}).to_string(),
+        ))
+        .await;
+        let c = cache(&server, PENALTY);
+        c.load().await;
+        for kid in ["kid-1", "kid-2", "kid-1"] {
             assert_eq!(
                 c.key(kid).await.unwrap_err(),
-                Rejection::UnknownKid,
+                Rejection::UnusableKey,
                 "{kid}"
             );
         }
-        assert_eq!(server.hits(), 2, "no refetch within the penalty");
-        assert!(c.key("kid-0").await.is_ok(), "known keys keep working");
+        assert_eq!(server.hits(), 1, "no fetch for a listed kid");
+        assert!(c.key("kid-0").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn rule9_a_flood_of_fresh_kids_is_bounded_by_the_fetch_rate() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = Arc::new(cache(&server, PENALTY));
+        c.load().await;
+        let flood: Vec<_> = (0..60)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.key(&format!("junk-{i}")).await })
+            })
+            .collect();
+        for t in flood {
+            assert_eq!(t.await.unwrap().unwrap_err(), Rejection::UnknownKid);
+        }
+        assert!(
+            server.hits() <= 3,
+            "load + at most 2 fetches, got {}",
+            server.hits()
+        );
+        let before = server.hits();
+        for i in 0..60 {
+            assert!(c.key(&format!("junk-{i}")).await.is_err());
+        }
+        assert_eq!(server.hits(), before, "every junk kid is penalised");
+    }
+
+    #[tokio::test]
+    async fn rule9_a_jwks_with_no_usable_key_never_replaces_a_usable_set() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let c = cache(&server, PENALTY);
+        c.load().await;
+        let enc_only = tweak(test_key(1), |j| j["use"] = json!("enc"));
+        server.set(Answer::Body(json!({ "keys": [enc_only] }).to_string()));
+        assert_eq!(
+            c.key("kid-9").await.unwrap_err(),
+            Rejection::JwksUnavailable
+        );
+        assert_eq!(server.hits(), 2);
+        assert!(c.key("kid-0").await.is_ok(), "the usable set is kept");
+        let empty = KeyServer::start(Answer::Body("{\"keys\": []}".into())).await;
+        let c = cache(&empty, PENALTY);
+        assert_eq!(
+            c.key("kid-0").await.unwrap_err(),
+            Rejection::JwksUnavailable
+        );
+        assert!(!c.is_loaded(), "no usable key: not ready");
     }
 
     #[tokio::test]

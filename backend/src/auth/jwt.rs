@@ -6,11 +6,10 @@
 //! verified (rule 4), so an attacker learns nothing about claim checks from a
 //! forged token.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::time::Duration;
 
+use super::jose::{decode_strict, json_object, non_null, present, split};
 use crate::error::Rejection;
 
 /// Rule 1: tokens above this size are refused before any decoding.
@@ -23,8 +22,8 @@ pub struct Parsed<'t> {
     pub kid: String,
     /// The bytes the signature covers: `header.payload` as received.
     pub signing_input: &'t [u8],
-    /// The decoded signature.
-    pub signature: Vec<u8>,
+    /// The signature part, base64url (checked to decode).
+    pub signature: &'t str,
     /// The payload's claims, type-checked but not yet trusted.
     pub claims: Claims,
 }
@@ -102,60 +101,25 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejection::TokenTooLarge);
     }
-    let (header_b64, payload_b64, sig_b64) = split3(token)?;
-    let header: Header = json_object(&decode(header_b64)?).ok_or(Rejection::InvalidHeader)?;
+    let parts = split(token).ok_or(Rejection::MalformedToken)?;
+    let header: Header = json_object(&decode(parts.header)?).ok_or(Rejection::InvalidHeader)?;
     if header.alg.as_deref() != Some("RS256") || header.crit {
         return Err(Rejection::UnsupportedAlg);
     }
     let kid = header.kid.ok_or(Rejection::MissingKid)?;
-    let claims: Claims = json_object(&decode(payload_b64)?).ok_or(Rejection::InvalidClaims)?;
-    let signature = decode(sig_b64)?;
+    let claims: Claims = json_object(&decode(parts.payload)?).ok_or(Rejection::InvalidClaims)?;
+    decode(parts.signature)?;
     Ok(Parsed {
         kid,
-        signing_input: &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()],
-        signature,
+        signing_input: parts.signing_input.as_bytes(),
+        signature: parts.signature,
         claims,
     })
 }
 
-/// Exactly three non-empty dot-separated parts.
-fn split3(token: &str) -> Result<(&str, &str, &str), Rejection> {
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
-            Ok((h, p, s))
-        }
-        _ => Err(Rejection::MalformedToken),
-    }
-}
-
-/// Strict base64url: no padding, no stray characters, canonical trailing bits.
+/// Strict base64url, or a malformed token.
 fn decode(part: &str) -> Result<Vec<u8>, Rejection> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| Rejection::MalformedToken)
-}
-
-/// Deserializes `bytes` only if it is a JSON object: serde's derived structs
-/// would otherwise also accept a JSON array, field by position.
-pub(crate) fn json_object<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        return None;
-    }
-    serde_json::from_slice(bytes).ok()
-}
-
-/// A member that, when present, must have type `T` (`null` is a wrong type, not absence).
-pub(crate) fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-/// True when the member is present, whatever its value.
-pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+    decode_strict(part).ok_or(Rejection::MalformedToken)
 }
 
 impl Claims {
@@ -201,8 +165,8 @@ impl Claims {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{b64, claims_for, raw_token, ISSUER};
     use serde_json::json;
+    use testkit::keys::{b64, claims_for, raw_token, ISSUER};
 
     fn header() -> serde_json::Value {
         json!({"kid": "k1", "alg": "RS256"})
@@ -231,7 +195,7 @@ mod tests {
         let tok = raw_token(&header(), &claims_for("client1", NOW + 1.0), b"sig");
         let p = parse(&tok).unwrap();
         assert_eq!(p.kid, "k1");
-        assert_eq!(p.signature, b"sig");
+        assert_eq!(p.signature, b64(b"sig"));
         assert_eq!(p.signing_input, tok.rsplit_once('.').unwrap().0.as_bytes());
         assert_eq!(
             p.claims.scopes().collect::<Vec<_>>(),

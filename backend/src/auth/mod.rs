@@ -1,115 +1,35 @@
 //! From a request's headers to a verified identity.
 //!
-//! [`Authenticator::authenticate`] finds the token (one source, unambiguous),
-//! answers from the verified-token cache when it can, and otherwise runs the
-//! rules in order: shape and types ([`jwt::parse`]), key ([`jwks`]), signature,
-//! claims, then the optional ALB data check ([`alb`]).
+//! [`Authenticator::authenticate`] finds the token ([`headers`]: one source,
+//! unambiguous), answers from the verified-token cache when it can, and
+//! otherwise runs the rules in order: shape and types ([`jwt::parse`]), key
+//! ([`jwks`]), signature, claims, then the optional ALB data check ([`alb`]).
+//! The result is an [`identity::Verified`].
 
 pub mod alb;
 pub mod cache;
 pub mod fetch;
+pub mod headers;
+pub mod identity;
+pub mod jose;
 pub mod jwks;
 pub mod jwt;
+pub mod penalty;
 
-use bytes::Bytes;
-use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::header::HeaderMap;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Rejection;
 use crate::metrics::Metrics;
-use alb::{AlbVerifier, Identities};
-use cache::{key_of, unix_now, Expires, TokenCache};
+use alb::{AlbKeys, AlbVerifier, Identities, KeyTiming};
+use cache::{key_of, unix_now, CacheLimits, TokenCache};
 use fetch::Fetcher;
+pub use headers::token_from;
+use headers::{single_header, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER};
+pub use identity::{Guards, Verified};
 use jwks::JwksCache;
-use jwt::{Claims, Expected, MAX_TOKEN_LEN};
-
-/// The header ALB puts the access token in.
-pub const ACCESS_TOKEN_HEADER: &str = "x-amzn-oidc-accesstoken";
-/// The header ALB puts its signed user claims in.
-pub const OIDC_DATA_HEADER: &str = "x-amzn-oidc-data";
-/// The header ALB puts the user's `sub` in.
-pub const OIDC_IDENTITY_HEADER: &str = "x-amzn-oidc-identity";
-
-/// A verified caller, as cached. Kept small on purpose (one per cached
-/// token): the `/api/me` body serialised once, so a cache hit does no JSON
-/// work, and the route guards decided once, instead of the group and scope lists.
-#[derive(Debug)]
-pub struct Verified {
-    /// The user's `sub`.
-    pub sub: Box<str>,
-    /// The token's `exp`, seconds since the epoch.
-    pub exp: f64,
-    /// Whether the caller is in the group `/api/admin` requires.
-    pub admin: bool,
-    /// Whether the token carries the scope `/api/profile` requires.
-    pub profile: bool,
-    /// `{"sub","username","client_id","scope":[...],"groups":[...],"exp"}`.
-    pub me_body: Bytes,
-}
-
-/// What the guarded routes require (`ADMIN_GROUP`, `PROFILE_SCOPE`).
-#[derive(Debug, Clone)]
-pub struct Guards {
-    /// The Cognito group `/api/admin` requires.
-    pub admin_group: String,
-    /// The OAuth scope `/api/profile` requires.
-    pub profile_scope: String,
-}
-
-impl Expires for Verified {
-    fn expires_at(&self) -> f64 {
-        self.exp
-    }
-}
-
-impl Verified {
-    /// Builds the identity from claims that passed every rule.
-    fn from_claims(claims: Claims, guards: &Guards) -> Verified {
-        let scopes: Vec<&str> = claims.scopes().collect();
-        let groups: &[String] = claims.groups.as_deref().unwrap_or_default();
-        let exp = claims.exp.unwrap_or(0.0);
-        let body = MeBody {
-            sub: claims.sub.as_deref(),
-            username: claims.username.as_deref(),
-            client_id: claims.client_id.as_deref(),
-            scope: &scopes,
-            groups,
-            exp: exp_number(exp),
-        };
-        // A borrowed struct straight to bytes (no JSON tree), shrunk to fit: it is kept per entry.
-        let me_body = serde_json::to_vec(&body)
-            .map(|v| Bytes::from(v.into_boxed_slice()))
-            .unwrap_or_default();
-        Verified {
-            admin: groups.contains(&guards.admin_group),
-            profile: scopes.contains(&guards.profile_scope.as_str()),
-            sub: claims.sub.unwrap_or_default().into_boxed_str(),
-            exp,
-            me_body,
-        }
-    }
-}
-
-/// The `/api/me` body.
-#[derive(serde::Serialize)]
-struct MeBody<'a> {
-    sub: Option<&'a str>,
-    username: Option<&'a str>,
-    client_id: Option<&'a str>,
-    scope: &'a [&'a str],
-    groups: &'a [String],
-    exp: serde_json::Number,
-}
-
-/// A whole-second `exp` (always, from Cognito) as an integer, anything else as a float.
-fn exp_number(exp: f64) -> serde_json::Number {
-    if exp.fract() == 0.0 && exp.abs() < 9.0e15 {
-        serde_json::Number::from(exp as i64)
-    } else {
-        serde_json::Number::from_f64(exp).unwrap_or_else(|| serde_json::Number::from(0))
-    }
-}
+use jwt::{Expected, MAX_TOKEN_LEN};
 
 /// Verifies callers: owns the JWKS, the token cache and the optional ALB check.
 pub struct Authenticator {
@@ -129,15 +49,24 @@ impl Authenticator {
         fetcher: Fetcher,
         metrics: Arc<Metrics>,
     ) -> Authenticator {
+        let limits = CacheLimits {
+            entries: config.token_cache_size,
+            bytes: config.token_cache_bytes,
+        };
         let alb = config.alb.as_ref().map(|alb| {
+            let keys = AlbKeys::new(
+                alb.key_url.clone(),
+                fetcher,
+                metrics.clone(),
+                KeyTiming::default(),
+            );
             AlbVerifier::new(
                 alb,
                 &config.issuer,
                 &config.client_ids,
                 config.leeway,
-                config.token_cache_size,
-                fetcher,
-                metrics.clone(),
+                limits,
+                keys,
             )
         });
         Authenticator {
@@ -151,7 +80,7 @@ impl Authenticator {
                 profile_scope: config.profile_scope.clone(),
             },
             jwks,
-            cache: TokenCache::new(config.token_cache_size),
+            cache: TokenCache::new(limits),
             alb,
             metrics,
         }
@@ -194,7 +123,7 @@ impl Authenticator {
         }
         let parsed = jwt::parse(token)?;
         let jwk = self.jwks.key(&parsed.kid).await?;
-        jwk.verify(parsed.signing_input, &parsed.signature)?;
+        jwk.verify(parsed.signing_input, parsed.signature)?;
         parsed.claims.check(&self.expected, now)?;
         let verified = Arc::new(Verified::from_claims(parsed.claims, &self.guards));
         if let Some(key) = key {
@@ -209,131 +138,11 @@ impl Authenticator {
     }
 }
 
-/// The one value of header `name`, if sent; repeated is ambiguous, non-ASCII is malformed.
-fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Rejection::AmbiguousToken);
-    }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| Rejection::MalformedToken)
-}
-
-/// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`.
-/// Both present and different is refused: which one is meant is unclear.
-pub fn token_from(headers: &HeaderMap) -> Result<&str, Rejection> {
-    let alb_token = single_header(headers, ACCESS_TOKEN_HEADER)?;
-    let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
-        0 => None,
-        1 => Some(bearer_token(&headers[AUTHORIZATION])?),
-        _ => return Err(Rejection::AmbiguousToken),
-    };
-    match (alb_token, bearer) {
-        (Some(a), Some(b)) if a != b => Err(Rejection::AmbiguousToken),
-        (Some(t), _) | (None, Some(t)) if t.is_empty() => Err(Rejection::MalformedToken),
-        (Some(t), _) | (None, Some(t)) => Ok(t),
-        (None, None) => Err(Rejection::MissingToken),
-    }
-}
-
-fn bearer_token(value: &hyper::header::HeaderValue) -> Result<&str, Rejection> {
-    let text = value
-        .to_str()
-        .map_err(|_| Rejection::MalformedAuthorization)?;
-    match text.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(Rejection::MalformedAuthorization),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
-    use hyper::header::HeaderValue;
     use serde_json::json;
-
-    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_bytes(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn token_sources() {
-        assert_eq!(
-            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"a.b.c")])),
-            Ok("a.b.c")
-        );
-        assert_eq!(
-            token_from(&headers(&[("authorization", b"Bearer a.b.c")])),
-            Ok("a.b.c")
-        );
-        assert_eq!(
-            token_from(&headers(&[("authorization", b"bearer a.b.c")])),
-            Ok("a.b.c")
-        );
-        let same = headers(&[
-            ("x-amzn-oidc-accesstoken", b"a.b.c"),
-            ("authorization", b"Bearer a.b.c"),
-        ]);
-        assert_eq!(token_from(&same), Ok("a.b.c"));
-        assert_eq!(token_from(&HeaderMap::new()), Err(Rejection::MissingToken));
-    }
-
-    #[test]
-    fn ambiguous_token_sources_are_refused() {
-        let both = headers(&[
-            ("x-amzn-oidc-accesstoken", b"a.b.c"),
-            ("authorization", b"Bearer x.y.z"),
-        ]);
-        assert_eq!(token_from(&both), Err(Rejection::AmbiguousToken));
-        let twice = headers(&[
-            ("x-amzn-oidc-accesstoken", b"a.b.c"),
-            ("x-amzn-oidc-accesstoken", b"a.b.c"),
-        ]);
-        assert_eq!(token_from(&twice), Err(Rejection::AmbiguousToken));
-        let two_auth = headers(&[
-            ("authorization", b"Bearer a"),
-            ("authorization", b"Bearer a"),
-        ]);
-        assert_eq!(token_from(&two_auth), Err(Rejection::AmbiguousToken));
-    }
-
-    #[test]
-    fn malformed_token_headers_are_refused() {
-        for v in [
-            &b"Basic dXNlcjpwYXNz"[..],
-            b"Bearer",
-            b"Bearer ",
-            b"Token a.b.c",
-            b"Bearer \xff",
-        ] {
-            assert_eq!(
-                token_from(&headers(&[("authorization", v)])),
-                Err(Rejection::MalformedAuthorization)
-            );
-        }
-        assert_eq!(
-            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"\xfe\xff")])),
-            Err(Rejection::MalformedToken)
-        );
-        assert_eq!(
-            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"")])),
-            Err(Rejection::MalformedToken)
-        );
-    }
+    use testkit::keys::*;
 
     async fn authenticator(server: &KeyServer, cache_size: u64) -> (Authenticator, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
@@ -473,38 +282,5 @@ mod tests {
         assert!(metrics
             .render(0)
             .contains("planb_token_cache_hits_total 0\n"));
-    }
-
-    #[test]
-    fn the_me_body_is_serialised_once_from_the_claims() {
-        let mut claims = good_claims();
-        claims["exp"] = json!(1_800_000_000);
-        let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), &claims, b"s");
-        let guards = |g: &str, s: &str| Guards {
-            admin_group: g.into(),
-            profile_scope: s.into(),
-        };
-        let v = Verified::from_claims(
-            jwt::parse(&tok).unwrap().claims,
-            &guards("admins", "planb/read"),
-        );
-        let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
-        assert_eq!(
-            body,
-            json!({
-                "sub": SUB, "username": "alice", "client_id": CLIENT,
-                "scope": ["aws.cognito.signin.user.admin", "planb/read"],
-                "groups": ["admins"], "exp": 1_800_000_000,
-            })
-        );
-        assert!(v.admin && v.profile);
-        for (g, s) in [
-            ("admin", "planb/read"),
-            ("admins", "planb"),
-            ("Admins", "planb/READ"),
-        ] {
-            let v = Verified::from_claims(jwt::parse(&tok).unwrap().claims, &guards(g, s));
-            assert!(!(v.admin && v.profile), "{g} {s}");
-        }
     }
 }

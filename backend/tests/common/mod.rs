@@ -2,15 +2,12 @@
 //! loopback JWKS (test keys generated at test time), and an HTTP client.
 #![allow(dead_code)] // each test binary uses a different part
 
-#[path = "../../src/test_support.rs"]
-pub mod test_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use planb_backend::config::Config;
 use serde_json::Value;
-pub use test_support::*;
+pub use testkit::keys::*;
 
 /// A backend running in this process on a free loopback port.
 pub struct Backend {

@@ -1,11 +1,9 @@
-//! Test-only keys and token minting, shared by the unit tests (as
-//! `crate::test_support`) and the integration tests (through `#[path]`), so it
-//! depends on external crates only.
+//! Test keys, token minting and a loopback key server, shared by the
+//! backend's unit and integration tests.
 //!
 //! The RSA keys stand in for a Cognito user pool's signing keys and the P-256
 //! key stands in for the ALB's signing key ("ALB stand-in key"): both are
 //! generated at test time and never leave the process.
-#![allow(dead_code)] // each test binary uses a different part
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;

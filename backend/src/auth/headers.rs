@@ -1,0 +1,136 @@
+//! Finding the token in a request's headers: one source, unambiguous.
+
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use crate::error::Rejection;
+
+/// The header ALB puts the access token in.
+pub const ACCESS_TOKEN_HEADER: &str = "x-amzn-oidc-accesstoken";
+/// The header ALB puts its signed user claims in.
+pub const OIDC_DATA_HEADER: &str = "x-amzn-oidc-data";
+/// The header ALB puts the user's `sub` in.
+pub const OIDC_IDENTITY_HEADER: &str = "x-amzn-oidc-identity";
+
+/// The one value of header `name`, if sent; repeated is ambiguous, non-ASCII is malformed.
+pub fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::AmbiguousToken);
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| Rejection::MalformedToken)
+}
+
+/// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`.
+/// Both present and different is refused: which one is meant is unclear.
+pub fn token_from(headers: &HeaderMap) -> Result<&str, Rejection> {
+    let alb_token = single_header(headers, ACCESS_TOKEN_HEADER)?;
+    let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
+        0 => None,
+        1 => Some(bearer_token(&headers[AUTHORIZATION])?),
+        _ => return Err(Rejection::AmbiguousToken),
+    };
+    match (alb_token, bearer) {
+        (Some(a), Some(b)) if a != b => Err(Rejection::AmbiguousToken),
+        (Some(t), _) | (None, Some(t)) if t.is_empty() => Err(Rejection::MalformedToken),
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(Rejection::MissingToken),
+    }
+}
+
+fn bearer_token(value: &HeaderValue) -> Result<&str, Rejection> {
+    let text = value
+        .to_str()
+        .map_err(|_| Rejection::MalformedAuthorization)?;
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(Rejection::MalformedAuthorization),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn token_sources() {
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"a.b.c")])),
+            Ok("a.b.c")
+        );
+        assert_eq!(
+            token_from(&headers(&[("authorization", b"Bearer a.b.c")])),
+            Ok("a.b.c")
+        );
+        assert_eq!(
+            token_from(&headers(&[("authorization", b"bearer a.b.c")])),
+            Ok("a.b.c")
+        );
+        let same = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("authorization", b"Bearer a.b.c"),
+        ]);
+        assert_eq!(token_from(&same), Ok("a.b.c"));
+        assert_eq!(token_from(&HeaderMap::new()), Err(Rejection::MissingToken));
+    }
+
+    #[test]
+    fn ambiguous_token_sources_are_refused() {
+        let both = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("authorization", b"Bearer x.y.z"),
+        ]);
+        assert_eq!(token_from(&both), Err(Rejection::AmbiguousToken));
+        let twice = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+        ]);
+        assert_eq!(token_from(&twice), Err(Rejection::AmbiguousToken));
+        let two_auth = headers(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Bearer a"),
+        ]);
+        assert_eq!(token_from(&two_auth), Err(Rejection::AmbiguousToken));
+    }
+
+    #[test]
+    fn malformed_token_headers_are_refused() {
+        for v in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Token a.b.c",
+            b"Bearer \xff",
+        ] {
+            assert_eq!(
+                token_from(&headers(&[("authorization", v)])),
+                Err(Rejection::MalformedAuthorization)
+            );
+        }
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"\xfe\xff")])),
+            Err(Rejection::MalformedToken)
+        );
+        assert_eq!(
+            token_from(&headers(&[("x-amzn-oidc-accesstoken", b"")])),
+            Err(Rejection::MalformedToken)
+        );
+    }
+}

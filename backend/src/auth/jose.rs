@@ -1,0 +1,113 @@
+//! The compact JWS helpers both token kinds share: the three-part split,
+//! base64url (strict for Cognito, padding-tolerant for ALB) and JSON objects
+//! whose members keep their types (as aws-jwt-verify's `safe-json-parse.ts`).
+
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
+
+/// base64url that accepts parts with or without `=` padding, as ALB sends them.
+const PADDED_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The three parts of a compact JWS, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Compact<'t> {
+    /// The header part.
+    pub header: &'t str,
+    /// The payload part.
+    pub payload: &'t str,
+    /// The signature part.
+    pub signature: &'t str,
+    /// `header.payload` exactly as received: what the signature covers.
+    pub signing_input: &'t str,
+}
+
+/// Exactly three non-empty dot-separated parts.
+pub fn split(token: &str) -> Option<Compact<'_>> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
+            Some(Compact {
+                header: h,
+                payload: p,
+                signature: s,
+                signing_input: &token[..h.len() + 1 + p.len()],
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Strict base64url: no padding, no stray characters, canonical trailing bits.
+pub fn decode_strict(part: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(part).ok()
+}
+
+/// base64url with or without `=` padding.
+pub fn decode_padded(part: &str) -> Option<Vec<u8>> {
+    PADDED_URL_SAFE.decode(part).ok()
+}
+
+/// Deserializes `bytes` only if it is a JSON object: serde's derived structs
+/// would otherwise also accept a JSON array, field by position.
+pub fn json_object<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+/// A member that, when present, must have type `T` (`null` is a wrong type, not absence).
+pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// True when the member is present, whatever its value.
+pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_wants_three_non_empty_parts() {
+        let c = split("aa.bb.cc").unwrap();
+        assert_eq!(
+            (c.header, c.payload, c.signature, c.signing_input),
+            ("aa", "bb", "cc", "aa.bb")
+        );
+        for bad in ["", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b."] {
+            assert!(split(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn strict_and_padded_base64url() {
+        assert_eq!(decode_strict("YQ"), Some(b"a".to_vec()));
+        assert_eq!(decode_strict("YQ=="), None);
+        assert_eq!(decode_strict("Y+"), None);
+        assert_eq!(decode_padded("YQ=="), Some(b"a".to_vec()));
+        assert_eq!(decode_padded("YQ"), Some(b"a".to_vec()));
+    }
+
+    #[test]
+    fn only_json_objects() {
+        #[derive(Deserialize)]
+        struct A {
+            a: u8,
+        }
+        assert_eq!(json_object::<A>(b" {\"a\":1}").map(|x| x.a), Some(1));
+        assert!(json_object::<A>(b"[1]").is_none());
+        assert!(json_object::<A>(b"{\"a\":1}x").is_none());
+    }
+}

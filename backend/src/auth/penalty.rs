@@ -1,0 +1,109 @@
+//! How often a key URL may be asked for a `kid` we do not know.
+//!
+//! Two limits, shared by the JWKS and the ALB key paths: a `kid` whose fetch
+//! did not bring it is not fetched again for [`PENALTY`] (per `kid`, so one
+//! junk `kid` cannot hold back a real rotation), and the URL is fetched at
+//! most once per [`FETCH_INTERVAL`] whatever the `kid`s (so a flood of fresh
+//! junk `kid`s stays bounded). A real new `kid` waits at most one interval.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a `kid` that a fetch did not bring is refused without a fetch.
+pub const PENALTY: Duration = Duration::from_secs(10);
+/// At most one fetch of a key URL per this interval.
+pub const FETCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Penalised `kid`s remembered at once; past it the oldest go first.
+const MAX_PENALISED: u64 = 10_000;
+
+/// Per-`kid` penalties plus a fetch rate for one key URL.
+pub struct PenaltyBox {
+    kids: moka::sync::Cache<String, ()>,
+    interval: Duration,
+    /// The earliest moment the next fetch may start.
+    next_slot: Mutex<Option<Instant>>,
+}
+
+impl PenaltyBox {
+    /// `penalty` per `kid`, one fetch per `interval`.
+    pub fn new(penalty: Duration, interval: Duration) -> PenaltyBox {
+        PenaltyBox {
+            kids: moka::sync::Cache::builder()
+                .max_capacity(MAX_PENALISED)
+                .time_to_live(penalty)
+                .build(),
+            interval,
+            next_slot: Mutex::new(None),
+        }
+    }
+
+    /// True while `kid` is in the box.
+    pub fn is_penalised(&self, kid: &str) -> bool {
+        self.kids.contains_key(kid)
+    }
+
+    /// Puts `kid` in the box for the penalty length.
+    pub fn penalise(&self, kid: &str) {
+        self.kids.insert(kid.to_string(), ());
+    }
+
+    /// Reserves the next fetch slot if it opens within `max_wait`: returns how
+    /// long to wait before fetching, or `None` (nothing reserved) when later.
+    pub fn reserve_within(&self, max_wait: Duration) -> Option<Duration> {
+        let now = Instant::now();
+        let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+        let start = next.map_or(now, |t| t.max(now));
+        let wait = start - now;
+        if wait > max_wait {
+            return None;
+        }
+        *next = Some(start + self.interval);
+        Some(wait)
+    }
+
+    /// Reserves the next fetch slot, however far (at most one interval while
+    /// callers are serialised, as the JWKS path is), and returns the wait.
+    pub fn reserve(&self) -> Duration {
+        self.reserve_within(Duration::MAX).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kids_are_penalised_one_by_one() {
+        let b = PenaltyBox::new(PENALTY, FETCH_INTERVAL);
+        b.penalise("junk");
+        assert!(b.is_penalised("junk"));
+        assert!(!b.is_penalised("real"));
+    }
+
+    #[test]
+    fn a_penalty_ends() {
+        let b = PenaltyBox::new(Duration::from_millis(100), FETCH_INTERVAL);
+        b.penalise("junk");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!b.is_penalised("junk"));
+    }
+
+    #[test]
+    fn fetches_are_spaced_by_the_interval() {
+        let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(b.reserve(), Duration::ZERO, "the first fetch goes at once");
+        let second = b.reserve();
+        assert!(second <= Duration::from_secs(1), "{second:?}");
+        assert!(
+            second + t0.elapsed() >= Duration::from_secs(1),
+            "{second:?}"
+        );
+        assert!(
+            b.reserve_within(Duration::from_secs(1)).is_none(),
+            "the slot after next is two intervals away"
+        );
+        let third = b.reserve();
+        assert!(third + t0.elapsed() >= Duration::from_secs(2), "{third:?}");
+    }
+}
