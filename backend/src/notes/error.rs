@@ -25,7 +25,7 @@ pub enum NotesError {
     InvalidIfMatch,
     /// The body is not `{"text": "..."}`.
     InvalidBody,
-    /// The text is over 4096 bytes, or the body over 8 KiB.
+    /// The text is over 4096 bytes, or the body over 25 KiB.
     TooLarge,
     /// The body did not arrive in time.
     BodyTimeout,
@@ -94,7 +94,7 @@ impl NotesError {
             NotesError::InvalidCursor => "the cursor is not one this server issued to you",
             NotesError::InvalidIfMatch => "If-Match must be * or one note version",
             NotesError::InvalidBody => "the body must be a JSON object {\"text\": string}",
-            NotesError::TooLarge => "the note text is over 4096 bytes (or the body over 8 KiB)",
+            NotesError::TooLarge => "the note text is over 4096 bytes (or the body over 25 KiB)",
             NotesError::BodyTimeout => "the request body did not arrive in time",
             NotesError::NotFound => "no such note",
             NotesError::PreconditionFailed => "the note is not at the version If-Match names",

@@ -9,9 +9,11 @@ use super::error::NotesError;
 pub const MAX_ID_LEN: usize = 64;
 /// Longest note text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 4096;
-/// Longest PUT body read: the text plus room for JSON escapes. Nothing beyond
-/// it is buffered; a longer body is a 413.
-pub const MAX_BODY_BYTES: usize = 2 * MAX_TEXT_BYTES;
+/// Longest PUT body read: room for every JSON spelling of a 4096-byte text
+/// (`\u00XX` escapes take 6 bytes per byte; JSON encoders that escape all
+/// non-ASCII, Python's default, need 3x for UTF-8 text), plus the object.
+/// Nothing beyond it is buffered; a longer body is a 413.
+pub const MAX_BODY_BYTES: usize = 6 * MAX_TEXT_BYTES + 1024;
 /// Page size bounds and default for `GET /api/notes`.
 pub const MAX_LIMIT: u16 = 100;
 /// The page size when `limit` is not given.
@@ -218,6 +220,10 @@ mod tests {
         assert_eq!(put_text(max.as_bytes()).unwrap().len(), MAX_TEXT_BYTES);
         let over = format!(r#"{{"text":"{}x"}}"#, "é".repeat(MAX_TEXT_BYTES / 2));
         assert_eq!(put_text(over.as_bytes()), Err(NotesError::TooLarge));
+        // The longest spelling of a 4096-byte text fits in the body bound.
+        let escaped = format!(r#"{{"text":"{}"}}"#, "\\u0001".repeat(MAX_TEXT_BYTES));
+        assert!(escaped.len() <= MAX_BODY_BYTES);
+        assert_eq!(put_text(escaped.as_bytes()).unwrap().len(), MAX_TEXT_BYTES);
         for bad in [
             &b""[..],
             b"text",
