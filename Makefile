@@ -116,3 +116,7 @@ bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and a bare Pingo
 
 bench-verify: release ## planb-backend beside aws-jwt-verify and the seed's FastAPI (needs oha, node)
 	$(PYTHON) $(BENCH) verify -- target/release/planb-backend
+
+.PHONY: bench-notes
+bench-notes: ## GET of one note beside /api/me through its own local stack with oha (moto is the limit)
+	@CONNECTIONS=$(CONNECTIONS) DURATION=$(DURATION) scripts/stack.sh bench-notes

@@ -9,6 +9,9 @@
       --pool-id/--client-id reuse an existing pool and client (another user).
   moto_seed.py ssm-put --endpoint URL --name NAME --value VALUE [--region R]
       puts (overwrites) a String parameter and prints JSON {name, value, version}.
+  moto_seed.py notes-table --endpoint URL --name TABLE [--region R]
+      creates the notes table as infra does (partition key owner S, sort key
+      note_id S, on demand) unless it exists; prints JSON {table}.
 """
 import argparse
 import json
@@ -61,6 +64,25 @@ def ssm_put(args):
     return {"name": args.name, "value": args.value, "version": version}
 
 
+def notes_table(args):
+    ddb = client("dynamodb", args)
+    try:
+        ddb.create_table(
+            TableName=args.name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"},
+                       {"AttributeName": "note_id", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "owner", "AttributeType": "S"},
+                                  {"AttributeName": "note_id", "AttributeType": "S"}],
+        )
+    except ddb.exceptions.ResourceInUseException:
+        pass
+    ddb.get_waiter("table_exists").wait(TableName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return {"table": args.name}
+
+
+COMMANDS = {"cognito": cognito, "ssm-put": ssm_put, "notes-table": notes_table}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -72,11 +94,13 @@ def main():
     s = sub.add_parser("ssm-put")
     s.add_argument("--name", required=True)
     s.add_argument("--value", required=True)
-    for p in (c, s):
+    t = sub.add_parser("notes-table")
+    t.add_argument("--name", required=True)
+    for p in (c, s, t):
         p.add_argument("--endpoint", required=True)
         p.add_argument("--region", default="ap-northeast-1")
     args = ap.parse_args()
-    json.dump(cognito(args) if args.cmd == "cognito" else ssm_put(args), sys.stdout)
+    json.dump(COMMANDS[args.cmd](args), sys.stdout)
     print()
 
 

@@ -28,10 +28,14 @@ Environment:
   JWT_LEEWAY_SECS       clock skew allowed for exp/nbf, seconds                (default 0)
   ADMIN_GROUP           Cognito group GET /api/admin requires             (default admins)
   PROFILE_SCOPE         OAuth scope GET /api/profile requires (default aws.cognito.signin.user.admin)
+  NOTES_TABLE           DynamoDB table for /api/notes (key owner S, note_id S); unset: 404 not_configured
+  NOTES_CURSOR_KEY      HMAC key for list cursors, 32+ characters    (default: random per process)
+  AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, credentials: the standard AWS chain (notes only)
   RUST_LOG              tracing filter                                       (default info)
   LOG_FORMAT            json or text                                         (default json)
 
-Routes: GET /health, /ready, /api/me, /api/admin, /api/profile, /metrics.
+Routes: GET /health, /ready, /api/me, /api/admin, /api/profile, /metrics;
+        GET /api/notes, GET|PUT|DELETE /api/notes/{id} (with NOTES_TABLE).
 ";
 
 /// How log lines are written.
@@ -85,6 +89,8 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `NOTES_TABLE` and friends; `None` turns the notes API off.
+    pub notes: Option<crate::notes::config::NotesConfig>,
 }
 
 /// A missing or malformed variable: `Display` is the one line `main` prints.
@@ -165,6 +171,7 @@ impl Config {
             "text" => LogFormat::Text,
             _ => return Err(bad("LOG_FORMAT", "must be json or text")),
         };
+        let notes = crate::notes::config::NotesConfig::from_lookup(&get, &region)?;
         Ok(Config {
             pool_id,
             region,
@@ -182,6 +189,7 @@ impl Config {
                 .unwrap_or_else(|| "aws.cognito.signin.user.admin".into()),
             log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
             log_format,
+            notes,
         })
     }
 }

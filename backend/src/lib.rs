@@ -10,6 +10,7 @@
 //!   fetch limits, [`auth::fetch`] bounded HTTP, [`auth::cache`] verified tokens,
 //!   [`auth::identity`] the verified caller, [`auth::alb`] ALB data)
 //! - [`error`]: the one rejection enum; [`metrics`]: Prometheus counters; [`logging`]
+//! - [`notes`]: the per-user notes API on DynamoDB (`NOTES_TABLE`)
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod notes;
 pub mod route;
 pub mod routes;
 pub mod server;
@@ -45,5 +47,6 @@ pub fn build_app(config: &Config) -> Result<App, String> {
         auth: Authenticator::new(config, jwks.clone(), fetcher, metrics.clone()),
         jwks,
         metrics,
+        notes: notes::Notes::new(config.notes.as_ref())?,
     })
 }

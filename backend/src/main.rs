@@ -54,6 +54,7 @@ fn start() -> Result<(), String> {
             token_cache_size = config.token_cache_size,
             token_cache_bytes = config.token_cache_bytes,
             max_connections = config.max_connections,
+            notes_table = config.notes.as_ref().map(|n| n.table.as_str()),
             "planb-backend listening"
         );
         server::run(&config, listener, shutdown).await

@@ -25,6 +25,8 @@ pub struct App {
     pub jwks: Arc<JwksCache>,
     /// The counters.
     pub metrics: Arc<Metrics>,
+    /// The notes API (`/api/notes`, see [`crate::notes`]).
+    pub notes: crate::notes::Notes,
 }
 
 /// The response body type.
@@ -70,7 +72,8 @@ async fn dispatch(app: &App, route: Route, headers: &HeaderMap) -> Response<Body
             ),
         ),
         Route::Metrics => {
-            let text = app.metrics.render(app.auth.cached_tokens());
+            let mut text = app.metrics.render(app.auth.cached_tokens());
+            app.notes.render_metrics(&mut text);
             let mut r = Response::new(Full::new(Bytes::from(text)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -115,11 +118,16 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     r
 }
 
+/// `{"error": code, "message": message}` with `status`.
+pub fn error_json(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"error": code, "message": message}).to_string();
+    json(status, Bytes::from(body))
+}
+
 /// The JSON error response for `why`.
 pub fn reject(why: Rejection) -> Response<Body> {
-    let body = serde_json::json!({"error": why.code(), "message": why.message()}).to_string();
     let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut r = json(status, Bytes::from(body));
+    let mut r = error_json(status, why.code(), why.message());
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(WWW_AUTHENTICATE, bearer_invalid());
     }

@@ -75,7 +75,12 @@ pub async fn serve(
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let app = app.clone();
                         async move {
-                            let resp = routes::handle(&app, req.method(), req.uri().path(), req.headers()).await;
+                            // The notes routes read a body; every other route answers from the head.
+                            let resp = if crate::notes::owns(req.uri().path()) {
+                                crate::notes::handle(&app, req).await
+                            } else {
+                                routes::handle(&app, req.method(), req.uri().path(), req.headers()).await
+                            };
                             Ok::<_, Infallible>(resp)
                         }
                     });

@@ -1,0 +1,113 @@
+//! Why a notes request is refused: one variant per rule, each a status and a code.
+
+use hyper::{Response, StatusCode};
+
+use crate::error::Rejection;
+use crate::routes::{error_json, reject, Body};
+
+/// A refused notes request. `Display`-free on purpose: the body is built from
+/// fixed codes and sentences, never from what the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotesError {
+    /// `NOTES_TABLE` is not set: the notes routes do not exist here.
+    NotConfigured,
+    /// A method the route does not take.
+    MethodNotAllowed,
+    /// The caller's token failed verification (401, the auth module's code).
+    Auth(Rejection),
+    /// The id is not 1-64 of `[A-Za-z0-9_-]`.
+    InvalidId,
+    /// `limit` is not a whole number in 1-100.
+    InvalidLimit,
+    /// The cursor is not one this server issued to this caller.
+    InvalidCursor,
+    /// `If-Match` is not `*` or one version.
+    InvalidIfMatch,
+    /// The body is not `{"text": "..."}`.
+    InvalidBody,
+    /// The text is over 4096 bytes, or the body over 25 KiB.
+    TooLarge,
+    /// The body did not arrive in time.
+    BodyTimeout,
+    /// No note with this id for this caller (whoever else may own one).
+    NotFound,
+    /// `If-Match` did not match the note's version (or the note is absent).
+    PreconditionFailed,
+    /// Concurrent writers kept changing the note during an unconditional PUT.
+    Conflict,
+    /// DynamoDB was unreachable, slow, throttling or refused the call.
+    Unavailable,
+}
+
+impl NotesError {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            NotesError::NotConfigured | NotesError::NotFound => StatusCode::NOT_FOUND,
+            NotesError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            NotesError::Auth(why) => {
+                StatusCode::from_u16(why.status()).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
+            NotesError::InvalidId
+            | NotesError::InvalidLimit
+            | NotesError::InvalidCursor
+            | NotesError::InvalidIfMatch
+            | NotesError::InvalidBody => StatusCode::BAD_REQUEST,
+            NotesError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotesError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            NotesError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            NotesError::Conflict => StatusCode::CONFLICT,
+            NotesError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable `error` code (for [`NotesError::Auth`], the verification reason).
+    pub fn code(self) -> &'static str {
+        match self {
+            NotesError::NotConfigured => "not_configured",
+            NotesError::MethodNotAllowed => "method_not_allowed",
+            NotesError::Auth(why) => why.code(),
+            NotesError::InvalidId => "invalid_id",
+            NotesError::InvalidLimit => "invalid_limit",
+            NotesError::InvalidCursor => "invalid_cursor",
+            NotesError::InvalidIfMatch => "invalid_if_match",
+            NotesError::InvalidBody => "invalid_body",
+            NotesError::TooLarge => "too_large",
+            NotesError::BodyTimeout => "body_timeout",
+            NotesError::NotFound => "not_found",
+            NotesError::PreconditionFailed => "precondition_failed",
+            NotesError::Conflict => "conflict",
+            NotesError::Unavailable => "notes_unavailable",
+        }
+    }
+
+    /// A sentence for people; never contains anything the client sent.
+    pub fn message(self) -> &'static str {
+        match self {
+            NotesError::NotConfigured => {
+                "the notes API is not configured on this server (NOTES_TABLE)"
+            }
+            NotesError::MethodNotAllowed => "method not allowed on this route",
+            NotesError::Auth(why) => why.message(),
+            NotesError::InvalidId => "a note id is 1-64 characters of A-Z a-z 0-9 _ -",
+            NotesError::InvalidLimit => "limit must be a whole number from 1 to 100",
+            NotesError::InvalidCursor => "the cursor is not one this server issued to you",
+            NotesError::InvalidIfMatch => "If-Match must be * or one note version",
+            NotesError::InvalidBody => "the body must be a JSON object {\"text\": string}",
+            NotesError::TooLarge => "the note text is over 4096 bytes (or the body over 25 KiB)",
+            NotesError::BodyTimeout => "the request body did not arrive in time",
+            NotesError::NotFound => "no such note",
+            NotesError::PreconditionFailed => "the note is not at the version If-Match names",
+            NotesError::Conflict => "the note kept changing while it was written; retry",
+            NotesError::Unavailable => "the notes store is unavailable; retry later",
+        }
+    }
+
+    /// The JSON error response (401s with their Bearer challenge).
+    pub fn response(self) -> Response<Body> {
+        match self {
+            NotesError::Auth(why) => reject(why),
+            other => error_json(other.status(), other.code(), other.message()),
+        }
+    }
+}
