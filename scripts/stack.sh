@@ -260,7 +260,8 @@ import json, sys
 r = json.load(sys.stdin)
 s, p99 = r["summary"], r["latencyPercentiles"]["p99"] * 1000
 codes = json.dumps(r.get("statusCodeDistribution", {}), separators=(",", ":"))
-print(f"{s[\"requestsPerSec\"]:.0f} {p99:.2f} {s[\"successRate\"]:.4f} {codes}")'
+rps, ok = s["requestsPerSec"], s["successRate"]
+print(f"{rps:.0f} {p99:.2f} {ok:.4f} {codes}")'
 }
 
 # bench-notes: GET of one note beside GET /api/me on the same stack, same oha settings.
