@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use testkit::{
-    free_port, venv_bin, wait_for_listener, workspace_root, CognitoUser, KillOnDrop, Moto,
-};
+use testkit::{free_port, wait_for_listener, CognitoUser, KillOnDrop, Moto};
 
 const TABLE: &str = "planb-notes";
 const CURSOR_KEY: &str = "a-test-cursor-key-of-32-or-more-chars";
@@ -30,16 +28,7 @@ impl World {
         let alice = moto.cognito_user("alice", &[]);
         let bob = moto.another_user(&alice, "bob", &[]);
         if with_table {
-            let out = Command::new(venv_bin("python"))
-                .arg(workspace_root().join("testkit/moto_seed.py"))
-                .args(["notes-table", "--name", TABLE, "--endpoint", &moto.endpoint])
-                .output()
-                .expect("run moto_seed.py notes-table");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            moto.notes_table(TABLE);
         }
         World { moto, alice, bob }
     }

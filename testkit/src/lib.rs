@@ -161,6 +161,11 @@ impl Moto {
         self.seed(&["ssm-put", "--name", name, "--value", value]);
     }
 
+    /// Creates the notes table `name` (key `owner` S, `note_id` S) in moto's DynamoDB.
+    pub fn notes_table(&self, name: &str) {
+        self.seed(&["notes-table", "--name", name]);
+    }
+
     fn seed(&self, args: &[&str]) -> String {
         let script = workspace_root().join("testkit").join("moto_seed.py");
         let out = Command::new(venv_bin("python"))
