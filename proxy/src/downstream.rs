@@ -1,40 +1,39 @@
-//! Client (ALB1) connections: the HTTP/1 loop over one connection, around
-//! Pingora's own per-request processing, with two limits Pingora does not
-//! offer for every request:
-//! - an idle connection waits at most `downstream_keepalive_secs` for the
-//!   first byte of its next request (Pingora: 60 s before the first request,
-//!   then no limit). It must outlast ALB1's idle timeout, so ALB1 closes first.
-//! - from that first byte, the whole head must arrive within
-//!   `request_header_timeout_secs` (Pingora bounds each read, not the head).
+//! Client (ALB1) connections: Pingora's own HTTP/1 loop over one connection
+//! (the one `HttpServerApp`'s blanket `ServerApp` runs), with two limits
+//! applied to every request on it, not only the first:
+//! - an idle connection waits at most `downstream_keepalive_secs` for its next
+//!   request. Pingora's loop gives 60 s before the first request, then carries
+//!   HTTP/1.1's "keep alive forever" to the next ones. It must outlast ALB1's
+//!   idle timeout, so ALB1 closes first.
+//! - from its first byte, a request head must be complete within
+//!   `request_header_timeout_secs` ([`HeadTimer`]). Pingora bounds each read
+//!   of a head (by the keep-alive timeout), not the head.
 //!
-//! The loop is Pingora's own (`HttpServerApp`'s HTTP/1 branch) with the wait
-//! for the first byte added; the request itself is `HttpProxy`'s, untouched.
-//! It also counts requests in progress, which is what the drain on shutdown
-//! waits for.
+//! Neither costs a syscall or a timer on the usual path: Pingora registers its
+//! keep-alive timer only when a read would block, and the head timer starts
+//! only when a head arrives in pieces and the next piece is not there yet.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
 use pingora::server::ShutdownWatch;
-use prometheus::IntGauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use crate::config::DownstreamConfig;
-
-tokio::task_local! {
-    /// Set by [`head_read`] once the request head is parsed: the head timer
-    /// of the connection's task stops there.
-    static HEAD_READ: Arc<AtomicBool>;
-}
-
-/// Tells the connection loop that the current request's head is complete.
-/// Called from the first `ProxyHttp` hook; a no-op outside the loop.
-pub fn head_read() {
-    let _ = HEAD_READ.try_with(|flag| flag.store(true, Ordering::Relaxed));
-}
 
 /// A Pingora HTTP app (the proxy) behind the per-request connection limits.
 pub struct Downstream<A> {
@@ -42,91 +41,247 @@ pub struct Downstream<A> {
     pub app: Arc<A>,
     /// The limits.
     pub limits: DownstreamConfig,
-    /// Requests whose first byte arrived and whose processing has not ended.
-    pub in_flight: IntGauge,
-}
-
-/// Decrements the in-flight gauge however the request ends.
-struct InFlight<'a>(&'a IntGauge);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-impl<A: HttpServerApp + Send + Sync + 'static> Downstream<A> {
-    /// Waits for the first byte of the next request (left in the stream).
-    /// False when the connection idled out, closed, or the server is shutting
-    /// down with nothing arriving.
-    async fn next_request_starts(&self, stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
-        let mut byte = [0u8; 1];
-        let mut shutdown = shutdown.clone();
-        tokio::select! {
-            biased;
-            r = tokio::time::timeout(self.limits.keepalive, stream.try_peek(&mut byte)) => {
-                matches!(r, Ok(Ok(true)))
-            }
-            _ = shutdown.wait_for(|stopping| *stopping) => false,
-        }
-    }
-
-    /// One request through the app, cut if its head is not complete within
-    /// `request_header_timeout`.
-    async fn serve(
-        self: &Arc<Self>,
-        session: ServerSession,
-        shutdown: &ShutdownWatch,
-        head: &Arc<AtomicBool>,
-    ) -> Option<ReusedHttpStream> {
-        head.store(false, Ordering::Relaxed);
-        let request = HEAD_READ.scope(head.clone(), self.app.process_new_http(session, shutdown));
-        tokio::pin!(request);
-        tokio::select! {
-            biased;
-            reused = &mut request => reused,
-            _ = tokio::time::sleep(self.limits.request_header_timeout) => {
-                if head.load(Ordering::Relaxed) {
-                    request.await
-                } else {
-                    tracing::debug!("request head not complete in time: connection closed");
-                    None
-                }
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let head = Arc::new(AtomicBool::new(false));
-        let mut settings: Option<pingora::apps::HttpPersistentSettings> = None;
+        let keepalive = self.limits.keepalive.as_secs();
+        let mut stream: Stream =
+            Box::new(HeadTimer::new(stream, self.limits.request_header_timeout));
+        let mut session = ServerSession::new_http1(stream);
+        // As Pingora's loop, with our keep-alive instead of its 60 s.
+        session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+        session.set_keepalive_reuses_remaining(
+            self.app
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
         loop {
-            if !self.next_request_starts(&mut stream, shutdown).await {
-                return None;
-            }
-            self.in_flight.inc();
-            let _in_flight = InFlight(&self.in_flight);
-            let mut session = ServerSession::new_http1(stream);
-            match settings.take() {
-                Some(s) => s.apply_to_session(&mut session),
-                // As Pingora's own loop; the idle wait above is ours.
-                None if *shutdown.borrow() => session.set_keepalive(None),
-                None => session.set_keepalive(Some(self.limits.keepalive.as_secs())),
-            }
-            let reused = self.serve(session, shutdown, &head).await?;
-            let (next, persistent) = reused.consume();
+            let (next, persistent) = self
+                .app
+                .process_new_http(session, shutdown)
+                .await?
+                .consume();
             stream = next;
-            settings = persistent;
+            if let Some(timer) = HeadTimer::of(&stream) {
+                timer.next_request();
+            }
+            session = ServerSession::new_http1(stream);
+            if let Some(settings) = persistent {
+                settings.apply_to_session(&mut session);
+            }
+            // The request just read left HTTP/1.1's "forever" (Some(0)) here;
+            // an off keep-alive (None: `Connection: close`, shutting down)
+            // stays off.
+            if session.get_keepalive().is_some() {
+                session.set_keepalive(Some(keepalive));
+            }
         }
     }
 
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
+    }
+}
+
+/// Where a connection is in its current request, for [`HeadTimer`].
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BODY: u8 = 2;
+
+/// The client stream, with a deadline on each request head: from the read
+/// that brings a head's first byte to [`head_complete`]. Every I/O call goes
+/// to the stream inside; a read of a head that would block past the deadline
+/// fails with `TimedOut` instead, and Pingora closes the connection.
+#[derive(Debug)]
+pub struct HeadTimer {
+    inner: Stream,
+    limit: Duration,
+    /// IDLE → HEAD (first byte read) → BODY ([`head_complete`]) → IDLE
+    /// ([`HeadTimer::next_request`]). Atomic because `head_complete` reaches
+    /// it through Pingora's shared reference to the stream.
+    phase: AtomicU8,
+    deadline: Instant,
+    /// Made only when a read of a head would block.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadTimer {
+    fn new(inner: Stream, limit: Duration) -> Self {
+        HeadTimer {
+            inner,
+            limit,
+            phase: AtomicU8::new(IDLE),
+            deadline: Instant::now(),
+            sleep: None,
+        }
+    }
+
+    /// The timer in a stream this module made.
+    fn of(stream: &Stream) -> Option<&HeadTimer> {
+        (**stream).as_any().downcast_ref::<HeadTimer>()
+    }
+
+    fn next_request(&self) {
+        self.phase.store(IDLE, Ordering::Relaxed);
+    }
+
+    /// Fails the read once the head's deadline has passed; `Pending` (with
+    /// a wake-up at the deadline) before.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::info!(
+                    limit_secs = self.limit.as_secs_f64(),
+                    "request head not complete within request_header_timeout_secs: connection closed"
+                );
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request head not complete within request_header_timeout_secs",
+                )))
+            }
+        }
+    }
+}
+
+/// Tells the connection's [`HeadTimer`] that the current request's head is
+/// complete. Called from the first `ProxyHttp` hook after Pingora parsed it.
+pub fn head_complete(session: &pingora::proxy::Session) {
+    if let Some(timer) = session.stream().and_then(HeadTimer::of) {
+        timer.phase.store(BODY, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for HeadTimer {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match this.phase.load(Ordering::Relaxed) {
+            IDLE => {
+                if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                    this.phase.store(HEAD, Ordering::Relaxed);
+                    this.deadline = Instant::now() + this.limit;
+                }
+                read
+            }
+            HEAD if read.is_pending() => this.poll_deadline(cx),
+            _ => read,
+        }
+    }
+}
+
+impl AsyncWrite for HeadTimer {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadTimer {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadTimer {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadTimer {
+    fn get_ssl(&self) -> Option<&pingora::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadTimer {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadTimer {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadTimer {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadTimer {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
     }
 }

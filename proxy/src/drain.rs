@@ -20,8 +20,27 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// See the module documentation.
 pub struct Drain {
-    /// Requests in progress (kept by the connection loop).
+    /// Requests in progress (kept by [`InFlight`]).
     pub in_flight: IntGauge,
+}
+
+/// One request in progress: counted from its head to the end of its
+/// processing. Held in the request's context, so however the request ends,
+/// dropping the context uncounts it.
+pub struct InFlight(IntGauge);
+
+impl InFlight {
+    /// Counts one more request in `gauge`.
+    pub fn start(gauge: &IntGauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[async_trait]

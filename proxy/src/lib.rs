@@ -108,7 +108,6 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
         Downstream {
             app: Arc::new(proxy),
             limits: config.downstream,
-            in_flight: metrics.in_flight.clone(),
         },
     );
     proxy_service.add_tcp(&config.listen.to_string());

@@ -31,7 +31,7 @@ pub struct Metrics {
     pub dns_refresh_failures: IntCounter,
     /// SSM parameter re-reads that failed.
     pub ssm_refresh_failures: IntCounter,
-    /// Requests being proxied right now (from their first byte to their end).
+    /// Requests being proxied right now (from their head to their end).
     pub in_flight: IntGauge,
 }
 

@@ -29,6 +29,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::access_log;
 use crate::downstream;
+use crate::drain::InFlight;
 use crate::metrics::Metrics;
 use crate::upstream::Upstreams;
 
@@ -65,6 +66,8 @@ pub struct Ctx {
     failed: Option<SocketAddr>,
     retried: bool,
     upstream_start: Option<Instant>,
+    /// Counts the request as in progress until the context is dropped.
+    _in_flight: InFlight,
 }
 
 fn inet(b: &Backend) -> Option<SocketAddr> {
@@ -167,15 +170,16 @@ impl ProxyHttp for Passthrough {
             failed: None,
             retried: false,
             upstream_start: None,
+            _in_flight: InFlight::start(&self.metrics.in_flight),
         }
     }
 
     /// No response modules (Pingora's default adds a disabled compressor).
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
-    /// The head is complete: the connection loop stops its head timer.
-    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        downstream::head_read();
+    /// The head is complete: its timer stops.
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        downstream::head_complete(session);
         Ok(())
     }
 

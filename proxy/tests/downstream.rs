@@ -86,3 +86,30 @@ fn a_request_head_that_takes_too_long_is_cut() {
         "cut after {cut:?}"
     );
 }
+
+#[test]
+fn only_the_head_is_timed_not_a_slow_body_or_a_slow_answer() {
+    let (_up, conf, _proxy) = proxy_with(
+        "slowbody",
+        "  downstream_keepalive_secs: 30\n  request_header_timeout_secs: 1\n",
+    );
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The head at once, then its 6-byte body over ~1.8 s: past the head limit.
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n")
+        .unwrap();
+    for b in b"abcdef" {
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&[*b]).unwrap();
+    }
+    let r = read_response(&mut s).expect("the slow body's answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body_len"], 6);
+    assert_eq!(r.json()["body_sha256"], sha256_hex(b"abcdef"));
+    // Same connection: an answer that takes longer than the head limit.
+    s.write_all(b"GET /slow?ms=1800 HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s).expect("the slow upstream's answer");
+    assert_eq!(r.status, 200);
+    request_on(&mut s);
+}
