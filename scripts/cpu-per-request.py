@@ -20,8 +20,7 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANCHORS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "anchors"))
-sys.path.insert(0, ANCHORS)
-import bench  # noqa: E402  (start, stop_all, wait_port, free_port, fill, the log formats)
+bench = None  # ../shared/anchors/bench.py: start, stop_all, wait_port, free_port, fill
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -54,16 +53,25 @@ def oha(url, n, c):
 
 
 def main():
+    global bench, ANCHORS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=200_000, help="requests per round (default 200000)")
     ap.add_argument("-c", type=int, default=50, help="connections (default 50)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds per target (default 5)")
     ap.add_argument("--access-log", action="store_true", help="every request logged, as bench.py --access-log")
     ap.add_argument("--no-anchors", action="store_true", help="only the NAME=CMD targets")
+    ap.add_argument("--anchors", default=ANCHORS, metavar="DIR",
+                    help="where bench.py and its nginx/haproxy templates are (default ../shared/anchors)")
     ap.add_argument("--ref", metavar="NAME", help="report each target's CPU per request over NAME's, "
                     "the median of per-round ratios (default: the first NAME=CMD)")
     ap.add_argument("targets", nargs="+", metavar="NAME=CMD")
     args = ap.parse_args()
+    ANCHORS = os.path.abspath(args.anchors)
+    if not os.path.exists(f"{ANCHORS}/bench.py"):
+        sys.exit(f"cpu-per-request: no bench.py in {ANCHORS} (--anchors)")
+    sys.path.insert(0, ANCHORS)
+    import bench as anchors_bench
+    bench = anchors_bench
     work = tempfile.mkdtemp(prefix="cpu-per-request-")
     try:
         run(args, work)
