@@ -115,10 +115,8 @@ pub fn format_line(out: &mut Vec<u8>, e: &Entry<'_>, now: SystemTime) {
     out.extend_from_slice(itoa::Buffer::new().format(e.status).as_bytes());
     out.extend_from_slice(b",\"upstream\":\"");
     match e.upstream {
-        // Display of an address is plain ASCII: nothing to escape.
-        Some(a) => {
-            let _ = write!(out, "{a}");
-        }
+        // An address is plain ASCII: nothing to escape.
+        Some(a) => crate::ascii::put_socket_addr(out, a),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b"\",\"duration_ms\":");

@@ -3,15 +3,19 @@
 //! applied to every request on it, not only the first:
 //! - an idle connection waits at most `downstream_keepalive_secs` for its next
 //!   request. Pingora's loop gives 60 s before the first request, then carries
-//!   HTTP/1.1's "keep alive forever" to the next ones. It must outlast ALB1's
-//!   idle timeout, so ALB1 closes first.
+//!   HTTP/1.1's "keep alive forever" (or a client's `Keep-Alive: timeout=`) to
+//!   the next ones. It must outlast ALB1's idle timeout, so ALB1 closes first.
 //! - from its first byte, a request head must be complete within
-//!   `request_header_timeout_secs` ([`HeadTimer`]). Pingora bounds each read
-//!   of a head (by the keep-alive timeout), not the head.
+//!   `request_header_timeout_secs`. Pingora bounds each read of a head (by
+//!   the keep-alive timeout), not the head.
 //!
-//! Neither costs a syscall or a timer on the usual path: Pingora registers its
-//! keep-alive timer only when a read would block, and the head timer starts
-//! only when a head arrives in pieces and the next piece is not there yet.
+//! Both are enforced by [`ReadDeadline`], a wrapper around the client stream,
+//! and Pingora's own keep-alive timer is left off ("forever"): Pingora would
+//! register a timer for every read that waits for a request, where
+//! `ReadDeadline` keeps one tokio timer per connection and moves it — and
+//! tokio moves a timer to a later deadline with one atomic store, without
+//! touching its timer wheel. On the usual path that is one clock read per
+//! request and no timer registration.
 
 use std::future::Future;
 use std::io;
@@ -35,6 +39,10 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::DownstreamConfig;
 
+/// Pingora's keep-alive setting for "keep the connection, no timer of
+/// yours": [`ReadDeadline`] times the wait instead.
+const KEEPALIVE_UNTIMED: Option<u64> = Some(0);
+
 /// A Pingora HTTP app (the proxy) behind the per-request connection limits.
 pub struct Downstream<A> {
     /// The HTTP application each request goes to (`HttpProxy`).
@@ -50,12 +58,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let keepalive = self.limits.keepalive.as_secs();
-        let mut stream: Stream =
-            Box::new(HeadTimer::new(stream, self.limits.request_header_timeout));
+        let mut stream: Stream = Box::new(ReadDeadline::new(stream, self.limits));
         let mut session = ServerSession::new_http1(stream);
-        // As Pingora's loop, with our keep-alive instead of its 60 s.
-        session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+        // As Pingora's loop, but the wait for the first request is ours to time.
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            KEEPALIVE_UNTIMED
+        });
         session.set_keepalive_reuses_remaining(
             self.app
                 .server_options()
@@ -68,18 +78,19 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
                 .await?
                 .consume();
             stream = next;
-            if let Some(timer) = HeadTimer::of(&stream) {
-                timer.next_request();
+            if let Some(deadline) = ReadDeadline::of(&stream) {
+                deadline.next_request();
             }
             session = ServerSession::new_http1(stream);
             if let Some(settings) = persistent {
                 settings.apply_to_session(&mut session);
             }
-            // The request just read left HTTP/1.1's "forever" (Some(0)) here;
-            // an off keep-alive (None: `Connection: close`, shutting down)
+            // A kept-alive connection (HTTP/1.1's "forever", or a client's own
+            // `Keep-Alive: timeout=`) waits untimed by Pingora: ours applies.
+            // An off keep-alive (None: `Connection: close`, shutting down)
             // stays off.
             if session.get_keepalive().is_some() {
-                session.set_keepalive(Some(keepalive));
+                session.set_keepalive(KEEPALIVE_UNTIMED);
             }
         }
     }
@@ -89,51 +100,72 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
     }
 }
 
-/// Where a connection is in its current request, for [`HeadTimer`].
+/// Where a connection is in its current request, for [`ReadDeadline`]:
+/// waiting for its first byte, reading the rest of its head, past its head.
+/// `_TIMED`: the deadline of that wait is set.
 const IDLE: u8 = 0;
-const HEAD: u8 = 1;
-const BODY: u8 = 2;
+const IDLE_TIMED: u8 = 1;
+const HEAD: u8 = 2;
+const HEAD_TIMED: u8 = 3;
+const BODY: u8 = 4;
 
-/// The client stream, with a deadline on each request head: from the read
-/// that brings a head's first byte to [`head_complete`]. Every I/O call goes
-/// to the stream inside; a read of a head that would block past the deadline
-/// fails with `TimedOut` instead, and Pingora closes the connection.
+/// The client stream, with a deadline on the reads that wait for a request:
+/// while idle, `downstream_keepalive_secs` for its first byte; then, until
+/// [`head_complete`], `request_header_timeout_secs` for the rest of its head.
+/// Every I/O call goes to the stream inside; a read that would block past
+/// the deadline fails with `TimedOut` instead, and Pingora closes the
+/// connection.
 #[derive(Debug)]
-pub struct HeadTimer {
+pub struct ReadDeadline {
     inner: Stream,
-    limit: Duration,
+    limits: DownstreamConfig,
     /// IDLE → HEAD (first byte read) → BODY ([`head_complete`]) → IDLE
-    /// ([`HeadTimer::next_request`]). Atomic because `head_complete` reaches
-    /// it through Pingora's shared reference to the stream.
+    /// ([`ReadDeadline::next_request`]); IDLE and HEAD become `_TIMED` on
+    /// their first read that would block. Atomic because `head_complete`
+    /// and `next_request` reach it through shared references to the stream.
     phase: AtomicU8,
+    /// The deadline of the current wait, in the `_TIMED` phases. Set by the
+    /// wait's first read that would block: a head that arrives whole, or a
+    /// request already waiting, costs no clock read. (A head's limit so
+    /// counts from its first partial read, microseconds after its first byte.)
     deadline: Instant,
-    /// Made only when a read of a head would block.
+    /// The connection's one timer, made by the first read that would block.
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl HeadTimer {
-    fn new(inner: Stream, limit: Duration) -> Self {
-        HeadTimer {
+impl ReadDeadline {
+    fn new(inner: Stream, limits: DownstreamConfig) -> Self {
+        ReadDeadline {
             inner,
-            limit,
+            limits,
             phase: AtomicU8::new(IDLE),
             deadline: Instant::now(),
             sleep: None,
         }
     }
 
-    /// The timer in a stream this module made.
-    fn of(stream: &Stream) -> Option<&HeadTimer> {
-        (**stream).as_any().downcast_ref::<HeadTimer>()
+    /// The deadline wrapper in a stream this module made.
+    fn of(stream: &Stream) -> Option<&ReadDeadline> {
+        (**stream).as_any().downcast_ref::<ReadDeadline>()
     }
 
     fn next_request(&self) {
         self.phase.store(IDLE, Ordering::Relaxed);
     }
 
-    /// Fails the read once the head's deadline has passed; `Pending` (with
+    /// Fails the read once the phase's deadline has passed; `Pending` (with
     /// a wake-up at the deadline) before.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, phase: u8) -> Poll<io::Result<()>> {
+        let idle = matches!(phase, IDLE | IDLE_TIMED);
+        let (timed, limit) = if idle {
+            (IDLE_TIMED, self.limits.keepalive)
+        } else {
+            (HEAD_TIMED, self.limits.request_header_timeout)
+        };
+        if phase != timed {
+            self.deadline = Instant::now() + limit;
+            self.phase.store(timed, Ordering::Relaxed);
+        }
         let deadline = self.deadline;
         let sleep = self
             .sleep
@@ -141,31 +173,35 @@ impl HeadTimer {
         if sleep.deadline() != deadline {
             sleep.as_mut().reset(deadline);
         }
-        match sleep.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                tracing::info!(
-                    limit_secs = self.limit.as_secs_f64(),
-                    "request head not complete within request_header_timeout_secs: connection closed"
-                );
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request head not complete within request_header_timeout_secs",
-                )))
-            }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
         }
+        let why = if idle {
+            tracing::debug!(
+                limit_secs = limit.as_secs_f64(),
+                "idle connection closed after downstream_keepalive_secs"
+            );
+            "no request within downstream_keepalive_secs"
+        } else {
+            tracing::info!(
+                limit_secs = limit.as_secs_f64(),
+                "request head not complete within request_header_timeout_secs: connection closed"
+            );
+            "request head not complete within request_header_timeout_secs"
+        };
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)))
     }
 }
 
-/// Tells the connection's [`HeadTimer`] that the current request's head is
-/// complete. Called from the first `ProxyHttp` hook after Pingora parsed it.
+/// Tells the connection's [`ReadDeadline`] that the current request's head
+/// is complete. Called from the first `ProxyHttp` hook after Pingora parsed it.
 pub fn head_complete(session: &pingora::proxy::Session) {
-    if let Some(timer) = session.stream().and_then(HeadTimer::of) {
-        timer.phase.store(BODY, Ordering::Relaxed);
+    if let Some(deadline) = session.stream().and_then(ReadDeadline::of) {
+        deadline.phase.store(BODY, Ordering::Relaxed);
     }
 }
 
-impl AsyncRead for HeadTimer {
+impl AsyncRead for ReadDeadline {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -174,21 +210,20 @@ impl AsyncRead for HeadTimer {
         let this = &mut *self;
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        match this.phase.load(Ordering::Relaxed) {
-            IDLE => {
-                if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-                    this.phase.store(HEAD, Ordering::Relaxed);
-                    this.deadline = Instant::now() + this.limit;
-                }
+        let phase = this.phase.load(Ordering::Relaxed);
+        match (phase, &read) {
+            (BODY, _) => read,
+            (IDLE | IDLE_TIMED, Poll::Ready(Ok(()))) if buf.filled().len() > before => {
+                this.phase.store(HEAD, Ordering::Relaxed);
                 read
             }
-            HEAD if read.is_pending() => this.poll_deadline(cx),
+            (_, Poll::Pending) => this.poll_deadline(cx, phase),
             _ => read,
         }
     }
 }
 
-impl AsyncWrite for HeadTimer {
+impl AsyncWrite for ReadDeadline {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -219,19 +254,19 @@ impl AsyncWrite for HeadTimer {
 }
 
 #[async_trait]
-impl Shutdown for HeadTimer {
+impl Shutdown for ReadDeadline {
     async fn shutdown(&mut self) {
         self.inner.shutdown().await
     }
 }
 
-impl UniqueID for HeadTimer {
+impl UniqueID for ReadDeadline {
     fn id(&self) -> UniqueIDType {
         self.inner.id()
     }
 }
 
-impl Ssl for HeadTimer {
+impl Ssl for ReadDeadline {
     fn get_ssl(&self) -> Option<&pingora::tls::TlsRef> {
         self.inner.get_ssl()
     }
@@ -245,7 +280,7 @@ impl Ssl for HeadTimer {
     }
 }
 
-impl GetTimingDigest for HeadTimer {
+impl GetTimingDigest for ReadDeadline {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
         self.inner.get_timing_digest()
     }
@@ -259,7 +294,7 @@ impl GetTimingDigest for HeadTimer {
     }
 }
 
-impl GetProxyDigest for HeadTimer {
+impl GetProxyDigest for ReadDeadline {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         self.inner.get_proxy_digest()
     }
@@ -269,7 +304,7 @@ impl GetProxyDigest for HeadTimer {
     }
 }
 
-impl GetSocketDigest for HeadTimer {
+impl GetSocketDigest for ReadDeadline {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
         self.inner.get_socket_digest()
     }
@@ -280,7 +315,7 @@ impl GetSocketDigest for HeadTimer {
 }
 
 #[async_trait]
-impl Peek for HeadTimer {
+impl Peek for ReadDeadline {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
     }

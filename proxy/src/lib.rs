@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod ascii;
 pub mod config;
 pub mod discovery;
 pub mod downstream;

@@ -74,15 +74,35 @@ fn inet(b: &Backend) -> Option<SocketAddr> {
     b.addr.as_inet().copied()
 }
 
+thread_local! {
+    /// This thread's round-robin position over the upstream addresses.
+    static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Passthrough {
-    /// A healthy address other than `avoid`; else any other address (the
-    /// health check may lag a recovery); else none.
+    /// The next address round robin that is healthy and not `avoid`; else
+    /// the next that is not `avoid` (the health check may lag a recovery);
+    /// else none. Straight over the address set: Pingora's `select_with`
+    /// builds a hash set per call to skip repeats we cannot have.
     fn pick(&self, avoid: Option<SocketAddr>) -> Option<SocketAddr> {
-        let other = |b: &Backend| avoid.is_none() || inet(b) != avoid;
-        self.upstreams
-            .select_with(b"", 256, |b, healthy| healthy && other(b))
-            .or_else(|| self.upstreams.select_with(b"", 256, |b, _| other(b)))
-            .and_then(|b| inet(&b))
+        let backends = self.upstreams.backends();
+        let all = backends.get_backend();
+        let n = all.len();
+        if n == 0 {
+            return None;
+        }
+        let start = TURN.with(|t| {
+            let turn = t.get();
+            t.set(turn.wrapping_add(1));
+            turn % n
+        });
+        let in_turn = || all.iter().cycle().skip(start).take(n);
+        let other = |b: &&Backend| avoid.is_none() || inet(b) != avoid;
+        in_turn()
+            .filter(other)
+            .find(|b| backends.ready(b))
+            .or_else(|| in_turn().find(other))
+            .and_then(inet)
     }
 
     fn has_other_than(&self, addr: SocketAddr) -> bool {
@@ -114,19 +134,21 @@ fn restore_identity_headers(original: &RequestHeader, req: &mut RequestHeader) -
     Ok(())
 }
 
+/// `X-Forwarded-For` as a name to look up (no parsing per request).
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// `X-Forwarded-For: <prior values>, <client ip>` as one field.
 fn append_forwarded_for(req: &mut RequestHeader, client: std::net::IpAddr) -> Result<()> {
-    use std::io::Write;
-    let mut v = Vec::with_capacity(64);
-    for h in req.headers.get_all("x-forwarded-for") {
+    let mut v = bytes::BytesMut::with_capacity(64);
+    for h in req.headers.get_all(&X_FORWARDED_FOR) {
         v.extend_from_slice(h.as_bytes());
         v.extend_from_slice(b", ");
     }
-    // An address formats into a Vec without failing.
-    let _ = write!(v, "{client}");
-    let value = http::HeaderValue::from_bytes(&v)
+    crate::ascii::put_ip(&mut v, client);
+    // Bytes in, no copy out.
+    let value = http::HeaderValue::from_maybe_shared(v.freeze())
         .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e))?;
-    req.insert_header("x-forwarded-for", value).map(|_| ())
+    req.insert_header("X-Forwarded-For", value)
 }
 
 /// The status we answer for an error that ended a request.

@@ -33,6 +33,13 @@ fn an_idle_connection_is_closed_after_the_keepalive_on_every_request() {
         "keepalive",
         "  downstream_keepalive_secs: 2\n  request_header_timeout_secs: 1\n",
     );
+    // A connection that never sends a request: closed after 2 s too.
+    let mut silent = TcpStream::connect(conf.listen).unwrap();
+    let idle = time_until_closed(&mut silent, Duration::from_secs(10));
+    assert!(
+        idle >= Duration::from_millis(1800) && idle < Duration::from_secs(4),
+        "a silent connection closed after {idle:?}"
+    );
     let mut s = TcpStream::connect(conf.listen).unwrap();
     request_on(&mut s);
     // Idle for less than the keep-alive, three times: still open each time.
