@@ -104,7 +104,7 @@ test-e2e: venv ## end-to-end tests through the local stack (debug builds)
 	PLANB_PROFILE=debug $(VENV)/bin/pytest -q testkit/e2e
 
 # --- side-by-side benchmarks (../shared/anchors/bench.py: nginx/haproxy; aws-jwt-verify/the seed) ---
-.PHONY: bench-proxy bench-proxy-cpu bench-verify
+.PHONY: bench-proxy bench-proxy-cpu bench-proxy-instructions bench-verify
 BENCH ?= ../shared/anchors/bench.py
 
 BARE_PINGORA ?= $(dir $(BENCH))bare-pingora/run.sh
@@ -117,6 +117,11 @@ bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and a bare Pingo
 bench-proxy-cpu: release ## CPU time per request of planb-proxy beside bare Pingora, nginx and haproxy, log on (steadier than req/s on a noisy host)
 	$(BARE_PINGORA)
 	$(PYTHON) scripts/cpu-per-request.py --anchors $(dir $(BENCH)) --access-log bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
+
+bench-proxy-instructions: release ## instructions per request (callgrind, deterministic) of planb-proxy beside bare Pingora, log off then on (needs valgrind)
+	$(BARE_PINGORA)
+	scripts/instructions-per-request.sh bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
+	ACCESS_LOG=true scripts/instructions-per-request.sh planb-log-on=scripts/bench-proxy-candidate.sh
 
 bench-verify: release ## planb-backend beside aws-jwt-verify and the seed's FastAPI (needs oha, node)
 	$(PYTHON) $(BENCH) verify -- target/release/planb-backend

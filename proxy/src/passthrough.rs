@@ -134,8 +134,10 @@ fn restore_identity_headers(original: &RequestHeader, req: &mut RequestHeader) -
     Ok(())
 }
 
-/// `X-Forwarded-For` as a name to look up (no parsing per request).
+/// Header names looked up on every request, made once: a `&str` name is
+/// parsed on each lookup.
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_AMZN_TRACE_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
 
 /// `X-Forwarded-For: <prior values>, <client ip>` as one field.
 fn append_forwarded_for(req: &mut RequestHeader, client: std::net::IpAddr) -> Result<()> {
@@ -336,7 +338,7 @@ impl ProxyHttp for Passthrough {
             duration: ctx.start.elapsed(),
             trace_id: req
                 .headers
-                .get("x-amzn-trace-id")
+                .get(&X_AMZN_TRACE_ID)
                 .and_then(|v| v.to_str().ok()),
             error: e.map(|e| e.etype().as_str()),
         });
