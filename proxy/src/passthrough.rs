@@ -96,6 +96,7 @@ impl Passthrough {
             t.set(turn.wrapping_add(1));
             turn % n
         });
+        // Every address once, in set order rotated to start at this turn.
         let in_turn = || all.iter().cycle().skip(start).take(n);
         let other = |b: &&Backend| avoid.is_none() || inet(b) != avoid;
         in_turn()
