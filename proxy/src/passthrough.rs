@@ -13,6 +13,7 @@
 //! One exception to that policy is ours: a header named in `Connection` is
 //! dropped as hop-by-hop, but `x-amzn-oidc-*` and `Authorization` are the
 //! backend's only evidence of who signed in, so they are always forwarded.
+//! (A `Connection` naming `Host` or `X-Forwarded-*` Pingora answers with 400.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,7 +210,11 @@ impl ProxyHttp for Passthrough {
     }
 
     /// `GET /healthz` is answered here (ALB1's target health check on the
-    /// traffic port); everything else goes upstream.
+    /// traffic port); everything else goes upstream, with the client's
+    /// address appended to `X-Forwarded-For` (one field, like Nginx's
+    /// `$proxy_add_x_forwarded_for`). Appended to the request as read, not
+    /// to the copy Pingora sends upstream: the copy's two header maps are
+    /// cloned full, so one more header regrows both (a third of the insert).
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<bool> {
         let req = session.req_header();
         if req.uri.path() == "/healthz" && req.method == http::Method::GET {
@@ -221,6 +226,13 @@ impl ProxyHttp for Passthrough {
                 .write_response_body(Some(Bytes::from_static(b"ok\n")), true)
                 .await?;
             return Ok(true);
+        }
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(ip) = client {
+            append_forwarded_for(session.req_header_mut(), ip)?;
         }
         Ok(false)
     }
@@ -243,9 +255,7 @@ impl ProxyHttp for Passthrough {
         Ok(Box::new(peer))
     }
 
-    /// Appends the client's address to `X-Forwarded-For` (one field, like
-    /// Nginx's `$proxy_add_x_forwarded_for`) and puts back the identity
-    /// headers a `Connection` header nominated.
+    /// Puts back the identity headers a `Connection` header nominated.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -256,10 +266,7 @@ impl ProxyHttp for Passthrough {
         if original.headers.contains_key(http::header::CONNECTION) {
             restore_identity_headers(original, req)?;
         }
-        let Some(client) = session.client_addr().and_then(|a| a.as_inet()) else {
-            return Ok(());
-        };
-        append_forwarded_for(req, client.ip())
+        Ok(())
     }
 
     async fn upstream_response_filter(

@@ -254,6 +254,17 @@ fn identity_headers_named_by_connection_are_still_forwarded() {
     );
 }
 
+#[test]
+fn forwarded_for_named_by_connection_is_refused() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "nominated-xff", "");
+    // Pingora's policy, relied on: the client address chain cannot be dropped.
+    let raw = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, x-forwarded-for\r\n\
+               X-Forwarded-For: 198.51.100.9\r\n\r\n";
+    let r = send_raw(conf.listen, raw.as_bytes()).unwrap();
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// Sends a WebSocket upgrade for `target` through the proxy and returns the
 /// connection and the response head.
 fn websocket_handshake(conf: &ProxyConf, target: &str) -> (TcpStream, String) {
