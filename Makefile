@@ -14,6 +14,11 @@ FILE_ARCH_aarch64 := ARM aarch64
 FILE_ARCH_x86_64  := x86-64
 # A foreign-CPU build runs its config check under QEMU's user-mode emulator (no binfmt needed).
 PROXY_RUN := $(if $(filter $(ARCH),$(shell uname -m)),,qemu-$(ARCH)-static)
+# The shipped proxy: no debug info (the S3 asset is downloaded by every new
+# instance), and whole-program LTO in one codegen unit: 3.5% fewer instructions
+# per request than the workspace's thin LTO (callgrind: 82.3k against 85.5k with
+# the log on), for a slower build (x86_64 from cold: 14 min against ~6 on 2 cores).
+SHIP_PROFILE := CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
 .PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint
 
@@ -36,15 +41,14 @@ release: ## release builds of both binaries (target/release/planb-{proxy,backend
 proxy-release: venv ## the static musl planb-proxy that infra ships (ARCH=aarch64 default, or x86_64): target/$(ARCH)-unknown-linux-musl/release/planb-proxy
 	@case "$(ARCH)" in aarch64|x86_64) ;; *) echo "ARCH must be aarch64 or x86_64, not '$(ARCH)'" >&2; exit 1;; esac
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
-	# Shipped without debug info: the S3 asset is downloaded by every new instance.
 ifeq ($(ARCH),x86_64)
 	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
-	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+	CC_x86_64_unknown_linux_musl=musl-gcc $(SHIP_PROFILE) \
 	  $(CARGO) build --release --target $(MUSL_TARGET) -p planb-proxy
 else
 	# Cross-compiled, no emulation: zig (PyPI ziglang, in the venv) is the C compiler
 	# and linker for the C parts (zlib-ng, aws-lc, mimalloc) and the final link.
-	PATH="$(abspath $(VENV))/bin:$$PATH" CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SHIP_PROFILE) \
 	  $(VENV)/bin/cargo-zigbuild zigbuild --release --target $(MUSL_TARGET) -p planb-proxy
 endif
 	@ls -l $(PROXY_MUSL)
