@@ -14,8 +14,8 @@
 //! register a timer for every read that waits for a request, where
 //! `ReadDeadline` keeps one tokio timer per connection and moves it — and
 //! tokio moves a registered timer to a later deadline with one
-//! compare-and-swap, without touching its timer wheel. On the usual path that is one clock read per
-//! request and no timer registration.
+//! compare-and-swap, without touching its timer wheel. On the usual path
+//! that is one clock read per request and no timer registration.
 
 use std::future::Future;
 use std::io;
