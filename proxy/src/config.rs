@@ -427,6 +427,8 @@ proxy:
         let c = Config::parse(text).unwrap();
         assert!(matches!(c.proxy.upstream.source, Source::Ssm { .. }));
         assert!(c.server.daemon_wait_for_ready);
+        // The upstream timeouts on tokio's per-runtime timer.
+        assert_eq!(c.server.fast_timeout_to_tokio_threshold_seconds, Some(0));
         // infra reads this key from the file and sets ALB1's idle timeout below it.
         assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
         assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));

@@ -382,10 +382,22 @@ fn a_connect_failure_is_retried_on_the_other_address() {
     assert!(failures >= 1, "no connect failure was retried:\n{text}");
 }
 
+/// The upstream read timeout on the timer production runs it on (tokio's, by
+/// `fast_timeout_to_tokio_threshold_seconds: 0`) and on Pingora's default.
 #[test]
 fn an_upstream_timeout_is_a_504() {
+    upstream_timeout_is_a_504("fast_timeout_to_tokio_threshold_seconds: 0\n");
+    upstream_timeout_is_a_504("");
+}
+
+fn upstream_timeout_is_a_504(server_extra: &str) {
     let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
-    let (conf, _proxy) = proxy_to(&up, "timeout", "read_timeout_secs: 1");
+    let mut conf = ProxyConf::new(
+        "timeout",
+        &format!("address: \"{}\"\nread_timeout_secs: 1", up.addr),
+    );
+    conf.server_extra = server_extra.into();
+    let _proxy = conf.start(&[]);
     let t = Instant::now();
     let r = get(conf.listen, "/slow?ms=4000", &[]).unwrap();
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
