@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod downstream;
 pub mod drain;
 pub mod metrics;
+mod musl_memcpy;
 pub mod passthrough;
 pub mod ssm;
 pub mod startup;
