@@ -107,28 +107,36 @@ test-e2e: venv ## end-to-end tests through the local stack (debug builds)
 	$(CARGO) build --workspace --bins
 	PLANB_PROFILE=debug $(VENV)/bin/pytest -q testkit/e2e
 
-# --- side-by-side benchmarks (../shared/anchors/bench.py: nginx/haproxy; aws-jwt-verify/the seed) ---
-.PHONY: bench-proxy bench-proxy-cpu bench-proxy-instructions bench-verify
-BENCH ?= ../shared/anchors/bench.py
+# --- side-by-side benchmarks (bench/; docs/benchmarks.md has the figures and how to read them) ---
+.PHONY: bench-proxy bench-proxy-cpu bench-proxy-instructions bench-verify bench-bare bench-lint
+ROUNDS     ?= 3
+WORKERS    ?= 1,2
+LOG        ?= off,on
+BENCH_ARGS  = --rounds $(ROUNDS) --duration $(DURATION) --connections $(CONNECTIONS)
+BENCH_TARGET_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BARE_PINGORA     = $(BENCH_TARGET_DIR)/release/bare-pingora
 
-BARE_PINGORA ?= $(dir $(BENCH))bare-pingora/run.sh
+bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and bare Pingora (WORKERS=1,2 LOG=off,on ROUNDS=3 DURATION=10s); JSON in bench/results/
+	$(PYTHON) bench/bench.py proxy $(BENCH_ARGS) --workers $(WORKERS) --access-log $(LOG)
 
-bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and a bare Pingora proxy, log off then on (needs oha, nginx, haproxy)
-	$(BARE_PINGORA)
-	$(PYTHON) $(BENCH) proxy --baseline $(BARE_PINGORA) -- scripts/bench-proxy-candidate.sh
-	$(PYTHON) $(BENCH) proxy --access-log --baseline $(BARE_PINGORA) -- scripts/bench-proxy-candidate.sh
+bench-verify: release venv ## planb-backend (token cache on and off) beside aws-jwt-verify on Node, GET /api/me (ROUNDS=3 DURATION=10s); JSON in bench/results/
+	$(PYTHON) bench/bench.py verify $(BENCH_ARGS)
 
-bench-proxy-cpu: release ## CPU time per request of planb-proxy beside bare Pingora, nginx and haproxy, log on (steadier than req/s on a noisy host)
-	$(BARE_PINGORA)
-	$(PYTHON) scripts/cpu-per-request.py --anchors $(dir $(BENCH)) --access-log bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
+bench-bare: ## the bare Pingora proxy, the proxy benchmark's floor (own workspace, the repository's Cargo.lock): target/release/bare-pingora
+	cp Cargo.lock bench/bare-pingora/Cargo.lock
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build -q --release --manifest-path bench/bare-pingora/Cargo.toml
 
-bench-proxy-instructions: release ## instructions per request (callgrind, deterministic) of planb-proxy beside bare Pingora, log off then on (needs valgrind)
-	$(BARE_PINGORA)
-	scripts/instructions-per-request.sh bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
-	ACCESS_LOG=true scripts/instructions-per-request.sh planb-log-on=scripts/bench-proxy-candidate.sh
+bench-proxy-cpu: release bench-bare ## CPU time per request of planb-proxy beside bare Pingora, nginx and haproxy, log on (steadier than req/s on a noisy host)
+	$(PYTHON) bench/cpu-per-request.py --access-log bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
 
-bench-verify: release ## planb-backend beside aws-jwt-verify and the seed's FastAPI (needs oha, node)
-	$(PYTHON) $(BENCH) verify -- target/release/planb-backend
+bench-proxy-instructions: release bench-bare ## instructions per request (callgrind, deterministic) of planb-proxy beside bare Pingora, log off then on (needs valgrind)
+	bench/instructions-per-request.sh bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
+	ACCESS_LOG=true bench/instructions-per-request.sh planb-log-on=scripts/bench-proxy-candidate.sh
+
+bench-lint: venv ## syntax and lint checks of the bench/ harness (py_compile, shellcheck)
+	$(PYTHON) -m py_compile bench/bench.py bench/cpu-per-request.py
+	bash -n bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
+	$(VENV)/bin/shellcheck bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
 
 .PHONY: bench-notes
 bench-notes: ## GET of one note beside /api/me through its own local stack with oha (moto is the limit)

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """CPU time per proxied request, side by side: a steadier A/B than req/s on a noisy host.
 
-  scripts/cpu-per-request.py [-n N] [-c C] [--rounds R] [--access-log] \
+  bench/cpu-per-request.py [-n N] [-c C] [--rounds R] [--access-log] \
       NAME=CMD [NAME=CMD ...]
 
-Starts the upstream, tuned Nginx and HAProxy from ../shared/anchors (the same
-templates bench.py uses, one worker) and each NAME=CMD (started with
-bench.py's environment: LISTEN_ADDR, UPSTREAM_ADDR, WORK_DIR, ACCESS_LOG), then
+Starts the upstream, tuned Nginx and HAProxy (bench.py's templates, one worker)
+and each NAME=CMD (started with the environment bench.py gives a proxy:
+LISTEN_ADDR, UPSTREAM_ADDR, WORK_DIR, ACCESS_LOG, THREADS=1), then
 sends N requests over C keep-alive connections with oha to each in turn, R
 rounds, and reads the CPU time (user + system, from /proc) every process of
 each target spent on them. Prints, per target, the median microseconds of CPU
@@ -16,13 +16,16 @@ req/s on a 2-core VM moves 10-20 % between runs (steal, oha and the upstream
 on the same cores); CPU per request moves a few %, so it is what a change to
 the request path is judged by before bench.py confirms it.
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, importlib.util, json, os, statistics, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ANCHORS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "anchors"))
-bench = None  # ../shared/anchors/bench.py: start, stop_all, wait_port, free_port, fill
+# bench.py, beside this file: its process, port and template helpers.
+_spec = importlib.util.spec_from_file_location("bench", os.path.join(HERE, "bench.py"))
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 TICK = os.sysconf("SC_CLK_TCK")
+OHA = "oha"
 
 
 def session_cpu(sid):
@@ -43,7 +46,7 @@ def session_cpu(sid):
 
 
 def oha(url, n, c):
-    out = subprocess.run(["oha", "--no-tui", "--output-format", "json", "-n", str(n), "-c", str(c), url],
+    out = subprocess.run([OHA, "--no-tui", "--output-format", "json", "-n", str(n), "-c", str(c), url],
                          capture_output=True, text=True, check=True).stdout
     r = json.loads(out)
     ok = r.get("statusCodeDistribution", {}).get("200", 0)
@@ -53,67 +56,37 @@ def oha(url, n, c):
 
 
 def main():
-    global bench, ANCHORS
+    global OHA
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=200_000, help="requests per round (default 200000)")
     ap.add_argument("-c", type=int, default=50, help="connections (default 50)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds per target (default 5)")
-    ap.add_argument("--access-log", action="store_true", help="every request logged, as bench.py --access-log")
+    ap.add_argument("--access-log", action="store_true", help="every request logged, as bench.py --access-log on")
     ap.add_argument("--no-anchors", action="store_true", help="only the NAME=CMD targets")
-    ap.add_argument("--anchors", default=ANCHORS, metavar="DIR",
-                    help="where bench.py and its nginx/haproxy templates are (default ../shared/anchors)")
     ap.add_argument("--ref", metavar="NAME", help="report each target's CPU per request over NAME's, "
                     "the median of per-round ratios (default: the first NAME=CMD)")
     ap.add_argument("targets", nargs="+", metavar="NAME=CMD")
     args = ap.parse_args()
-    ANCHORS = os.path.abspath(args.anchors)
-    if not os.path.exists(f"{ANCHORS}/bench.py"):
-        sys.exit(f"cpu-per-request: no bench.py in {ANCHORS} (--anchors)")
-    sys.path.insert(0, ANCHORS)
-    import bench as anchors_bench
-    bench = anchors_bench
+    OHA = bench.ensure_oha()
+    tools = bench.ensure_apt_tools({"nginx": "nginx", "haproxy": "haproxy"})
     work = tempfile.mkdtemp(prefix="cpu-per-request-")
+    os.chmod(work, 0o755)  # nginx's workers may run as another user
     try:
-        run(args, work)
+        run(args, tools, work)
     finally:
         bench.stop_all()
 
 
-def run(args, work):
-    up, ngx, hap = bench.free_port(), bench.free_port(), bench.free_port()
-    kv = dict(RUN=work, UPSTREAM_PORT=up, ANCHOR_PORT=ngx, HAPROXY_PORT=hap, WORKERS=1,
-              ACCESS_LOG="access_log off;", HAPROXY_LOG_GLOBAL="", HAPROXY_LOG_DEFAULTS="",
-              LOCATION='location / { return 200 "ok\\n"; }')
-    if args.access_log:
-        kv["ACCESS_LOG"] = ("log_format planb escape=json '{\"time\":\"$time_iso8601\",\"method\":\"$request_method\","
-                            "\"path\":\"$request_uri\",\"status\":$status,\"bytes\":$body_bytes_sent,"
-                            "\"upstream\":\"$upstream_addr\",\"duration_ms\":$request_time,\"client\":\"$remote_addr\"}';\n"
-                            f"    access_log {work}/anchor-access.log planb buffer=64k flush=1s;")
-        kv["HAPROXY_LOG_GLOBAL"] = "    log stdout format raw local0"
-        kv["HAPROXY_LOG_DEFAULTS"] = "    log global\n    option httplog"
-    bench.fill(f"{ANCHORS}/nginx/upstream.conf.in", f"{work}/upstream.conf", **kv)
-    bench.start(["nginx", "-g", "daemon off;", "-c", f"{work}/upstream.conf", "-p", work], log=f"{work}/upstream.log")
-    bench.wait_port(up, "upstream nginx")
-    targets = {}  # name -> (url, session id)
-    if not args.no_anchors:
-        bench.fill(f"{ANCHORS}/nginx/passthrough.conf.in", f"{work}/anchor.conf", **kv)
-        bench.fill(f"{ANCHORS}/haproxy/passthrough.cfg.in", f"{work}/haproxy.cfg", **kv)
-        p = bench.start(["nginx", "-g", "daemon off;", "-c", f"{work}/anchor.conf", "-p", work],
-                        log=f"{work}/anchor.log")
-        targets["nginx"] = (f"http://127.0.0.1:{ngx}/", p.pid)
-        p = bench.start(["haproxy", "-db", "-f", f"{work}/haproxy.cfg"], log=f"{work}/haproxy.log")
-        targets["haproxy"] = (f"http://127.0.0.1:{hap}/", p.pid)
-        bench.wait_port(ngx, "anchor nginx"); bench.wait_port(hap, "anchor haproxy")
+def run(args, tools, work):
+    up, specs = bench.proxy_anchors(tools, work, 1, args.access_log)
+    if args.no_anchors:
+        specs = {}
     for spec in args.targets:
         name, _, cmd = spec.partition("=")
         port = bench.free_port()
-        log = f"{work}/{name}.log"
         os.makedirs(f"{work}/{name}", exist_ok=True)
-        p = bench.start(cmd.split(), env={"LISTEN_ADDR": f"127.0.0.1:{port}", "UPSTREAM_ADDR": f"127.0.0.1:{up}",
-                                          "WORK_DIR": f"{work}/{name}",
-                                          "ACCESS_LOG": "true" if args.access_log else "false"}, log=log)
-        bench.wait_port(port, name, 300, p, log)
-        targets[name] = (f"http://127.0.0.1:{port}/", p.pid)
+        specs[name] = (port, cmd.split(), bench.proxy_env(f"{work}/{name}", up, 1, args.access_log, port))
+    targets = {name: bench.start_proxy(name, *spec, work) for name, spec in specs.items()}
     for url, _ in targets.values():  # warm-up: connections, pools, allocator
         oha(url, args.n // 4, args.c)
     res = {n: [] for n in targets}

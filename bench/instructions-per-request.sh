@@ -4,18 +4,20 @@
 # VM moves 20-40 % between rounds. What a change to the request path is judged
 # by first; bench.py and cpu-per-request.py (kernel included) confirm it.
 #
-#   scripts/instructions-per-request.sh [-n N] [-c C] NAME=CMD [NAME=CMD ...]
-#   e.g. scripts/instructions-per-request.sh bare=../shared/anchors/bare-pingora/run.sh \
+#   bench/instructions-per-request.sh [-n N] [-c C] NAME=CMD [NAME=CMD ...]
+#   e.g. bench/instructions-per-request.sh bare=target/release/bare-pingora \
 #          planb=scripts/bench-proxy-candidate.sh
 #
 # Each CMD runs under callgrind (a script in front of a binary too; cargo not) with
 # bench.py's environment (LISTEN_ADDR, UPSTREAM_ADDR, WORK_DIR, ACCESS_LOG —
 # ACCESS_LOG=true in the caller's environment logs every request) in front of
-# an Nginx upstream from ../shared/anchors; after a warm-up, the counters are
+# an Nginx upstream (bench/nginx/upstream.conf.in); after a warm-up, the counters are
 # zeroed, N requests (default 20000) go through C connections (default 20)
 # with oha, and the count is dumped. Needs valgrind, nginx and oha; one target
 # at a time, about a minute each.
 set -euo pipefail
+# Debian puts nginx in /usr/sbin; `make demo` and bench.py put oha in ~/.cargo/bin.
+PATH=$PATH:/usr/sbin:$HOME/.cargo/bin
 n=20000 c=20
 while getopts n:c: o; do case $o in n) n=$OPTARG ;; c) c=$OPTARG ;; *) exit 2 ;; esac; done
 shift $((OPTIND - 1))
@@ -23,8 +25,7 @@ shift $((OPTIND - 1))
 for tool in valgrind callgrind_control nginx oha curl; do
   command -v $tool >/dev/null || { echo "instructions-per-request: $tool is missing" >&2; exit 1; }
 done
-root=$(cd "$(dirname "$0")/.." && pwd)
-anchors=${ANCHORS:-$root/../shared/anchors}
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/instructions-per-request.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pids=()
@@ -32,8 +33,7 @@ cleanup() { for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || kill "$p" 2>/
 trap cleanup EXIT
 
 up=$(free_port)
-sed -e "s|@RUN@|$work|g; s|@UPSTREAM_PORT@|$up|g; s|@WORKERS@|1|g; s|@ACCESS_LOG@|access_log off;|g" \
-    -e "s|@LOCATION@|location / { return 200 \"ok\\\\n\"; }|g" "$anchors/nginx/upstream.conf.in" > "$work/upstream.conf"
+sed -e "s|@RUN@|$work|g; s|@UPSTREAM_PORT@|$up|g" "$here/nginx/upstream.conf.in" > "$work/upstream.conf"
 setsid nginx -g "daemon off;" -c "$work/upstream.conf" -p "$work" 2>"$work/upstream.log" & pids+=($!)
 
 for spec in "$@"; do
