@@ -84,7 +84,7 @@ test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their sc
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-systemd test-docker test-actionlint test-infra test-musl ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-systemd test-docker test-actionlint bench-lint test-infra test-musl ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
 .PHONY: demo up down loadtest test-e2e

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The planb-proxy candidate for ../shared/anchors/bench.py proxy:
-#   python3 ../shared/anchors/bench.py proxy [--access-log] [--workers N] \
-#     --baseline ../shared/anchors/bare-pingora/run.sh -- scripts/bench-proxy-candidate.sh
+# planb-proxy as bench/bench.py proxy (make bench-proxy) and bench/cpu-per-request.py
+# and bench/instructions-per-request.sh start it.
 # Its config is the production file, systemd/proxy.yaml, with only these
 # changed: the addresses (LISTEN_ADDR, UPSTREAM_ADDR from bench.py, the admin
 # listener on a free port), the paths (under WORK_DIR), no SSM (the upstream
-# address is given), `threads:` (THREADS, default 1 like the anchors' one
-# worker; THREADS=2 with --workers 2) and access_log (ACCESS_LOG from
-# bench.py: true with --access-log). Every other key — Pingora's and ours —
+# address is given), `threads:` (THREADS, default 1 like Nginx's and HAProxy's one
+# worker; bench.py sets it to the workers asked for) and access_log (ACCESS_LOG from
+# bench.py: true with the log on). Every other key — Pingora's and ours —
 # is what production runs. PLANB_PROXY_BIN selects another build, e.g. the
 # shipped static one: target/x86_64-unknown-linux-musl/release/planb-proxy.
 set -euo pipefail
