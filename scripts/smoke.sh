@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Post-deploy smoke test of a deployed Plan B stack:
-#   1. ALB1 answers an anonymous request with a 302 to the stack's Cognito hosted UI;
+#   1. ALB1 answers an anonymous page request with a 302 to the stack's Cognito hosted UI, an
+#      anonymous API call with its own 401, and /logout by the backend's 302 to Cognito's /logout;
 #   2. ALB1 refuses /metrics and /ready itself (404, before any login);
 #   3. planb-proxy is active on every in-service proxy instance (SSM Run Command).
 #
@@ -33,11 +34,21 @@ status_and_location() {
 # 1. The login redirect goes to this stack's Cognito domain.
 cognito_domain=$(output CognitoDomain)
 [ -n "$cognito_domain" ] && [ "$cognito_domain" != None ] || fail "stack $stack has no CognitoDomain output"
-read -r status location < <(status_and_location /api/me)
-[ "$status" = 302 ] || fail "GET $url/api/me answered $status, expected 302 to the login"
+read -r status location < <(status_and_location /)
+[ "$status" = 302 ] || fail "GET $url/ answered $status, expected 302 to the login"
 case "$location" in
-  "https://$cognito_domain/"*) ok "GET /api/me -> 302 to https://$cognito_domain/..." ;;
-  *) fail "GET $url/api/me redirects to '$location', not to https://$cognito_domain/" ;;
+  "https://$cognito_domain/"*) ok "GET / -> 302 to https://$cognito_domain/..." ;;
+  *) fail "GET $url/ redirects to '$location', not to https://$cognito_domain/" ;;
+esac
+# The API answers 401 without a session (a redirect is nothing fetch() can follow).
+read -r status _ < <(status_and_location /api/me)
+[ "$status" = 401 ] || fail "GET $url/api/me answered $status, expected ALB1's 401"
+ok "GET /api/me -> 401 from ALB1"
+# Sign-out needs no session: the backend sends the browser to Cognito's /logout.
+read -r status location < <(status_and_location /logout)
+case "$status $location" in
+  "302 https://$cognito_domain/logout"*) ok "GET /logout -> 302 to https://$cognito_domain/logout..." ;;
+  *) fail "GET $url/logout answered '$status $location', expected 302 to https://$cognito_domain/logout" ;;
 esac
 
 # 2. The backend's operational endpoints are refused at the edge, login or not.

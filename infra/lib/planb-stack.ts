@@ -43,13 +43,16 @@ export class PlanBStack extends Stack {
       domainPrefix: config.cognitoDomainPrefix,
       stackName: config.stackName,
       callbackUrl: publicAlb.callbackUrl,
+      logoutUrl: publicAlb.url,
       mfa: config.mfa,
     });
 
     const backend = new BackendService(this, 'Backend', {
       vpc,
       userPool: auth.userPool,
-      userPoolClient: auth.userPoolClient,
+      allowedClients: auth.allowedClients,
+      cognitoDomainUrl: auth.domainUrl,
+      logoutRedirectUrl: publicAlb.url,
       ssmParameterName: config.ssmParameterName,
       architecture: config.architecture,
       minCapacity: config.backendMinCapacity,
@@ -102,6 +105,14 @@ export class PlanBStack extends Stack {
     });
     new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: auth.userPoolClient.userPoolClientId });
+    new CfnOutput(this, 'MachineClientId', {
+      description: 'The client-credentials app client for callers without a browser (secret: describe-user-pool-client)',
+      value: auth.machineClient.userPoolClientId,
+    });
+    new CfnOutput(this, 'TokenEndpoint', {
+      description: 'Where a machine client gets its access token (grant_type=client_credentials)',
+      value: `${auth.domainUrl}/oauth2/token`,
+    });
     new CfnOutput(this, 'NotesTableName', { value: backend.notesTable.tableName });
     new CfnOutput(this, 'ProxyAutoScalingGroupName', {
       description: 'scripts/smoke.sh checks the proxy service on each instance of this group',

@@ -1,4 +1,4 @@
-import { prometheusSection } from './prometheus';
+import { MetricDeclaration, prometheusSection } from './prometheus';
 
 /**
  * The files user data writes on a proxy host next to planb-proxy itself: how its logs leave the
@@ -29,14 +29,26 @@ export const PROXY_METRIC_NAMESPACE = 'PlanB/Proxy';
 /** The Prometheus job name: the one dimension of the proxy's metrics in CloudWatch. */
 export const PROXY_SCRAPE_JOB = 'planb-proxy';
 
-/** The proxy counters shipped to CloudWatch (names as its /metrics writes them). */
-export const PROXY_METRICS = [
-  'planb_proxy_requests_total',
-  'planb_proxy_upstream_errors_total',
-  'planb_proxy_upstream_connect_failures_total',
-  'planb_proxy_dns_refresh_failures_total',
-  'planb_proxy_ssm_refresh_failures_total',
-] as const;
+/**
+ * The proxy counters shipped to CloudWatch (names as its /metrics writes them) and their
+ * dimensions next to `job`. Summed over their labels unless a label is a dimension: a connection
+ * reused or opened, and why a kept connection was closed, are what those two counters are for.
+ */
+export const PROXY_METRICS: readonly MetricDeclaration[] = [
+  {
+    metrics: [
+      'planb_proxy_requests_total',
+      'planb_proxy_upstream_errors_total',
+      'planb_proxy_upstream_connect_failures_total',
+      'planb_proxy_dns_refresh_failures_total',
+      'planb_proxy_ssm_refresh_failures_total',
+      'planb_proxy_request_head_timeouts_total',
+    ],
+    dimensions: [],
+  },
+  { metrics: ['planb_proxy_upstream_connections_total'], dimensions: [['reused']] },
+  { metrics: ['planb_proxy_keepalive_closes_total'], dimensions: [['reason']] },
+];
 
 /** A file for user data to write: path, mode and text. */
 export interface HostFile {
@@ -152,7 +164,7 @@ export function agentConfig(targets: AgentTargets): string {
           targets.metricsLogGroupName,
           PROXY_METRIC_NAMESPACE,
           PROXY_SCRAPE_JOB,
-          [{ metrics: PROXY_METRICS, dimensions: [] }],
+          PROXY_METRICS,
         ),
       },
     },

@@ -18,14 +18,17 @@ describe('backend service', () => {
     });
   });
 
-  test('the task environment comes from the pool, the client, the region and ALB1', () => {
+  test('the task environment comes from the pool, the clients, the region, the hosted UI and ALB1', () => {
     const env = s.template.toJSON().Resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions[0]
       .Environment;
     const byName = Object.fromEntries(env.map((e: { Name: string; Value: unknown }) => [e.Name, e.Value]));
     expect(byName).toEqual({
       COGNITO_USER_POOL_ID: { Ref: logicalId(s.stack, 'Auth/UserPool') },
       COGNITO_REGION: 'eu-west-1',
-      COGNITO_APP_CLIENT_ID: { Ref: logicalId(s.stack, 'Auth/UserPool/AlbClient') },
+      // ALB1's client first (the one /logout signs the browser out of), then the machine client.
+      COGNITO_APP_CLIENT_ID: {
+        'Fn::Join': [',', [{ Ref: logicalId(s.stack, 'Auth/UserPool/AlbClient') }, { Ref: logicalId(s.stack, 'Auth/UserPool/MachineClient') }]],
+      },
       LISTEN_ADDR: '0.0.0.0:8080',
       PROFILE_SCOPE: 'profile',
       // Ref of an ALB is its ARN: the backend checks the x-amzn-oidc-data signer against it.
@@ -33,6 +36,11 @@ describe('backend service', () => {
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
       NOTES_TABLE: { Ref: logicalId(s.stack, 'Backend/Notes') },
+      // GET /logout: Cognito's hosted UI, and the app's URL to come back to (a registered sign-out URL).
+      COGNITO_DOMAIN: {
+        'Fn::Join': ['', ['https://', { Ref: logicalId(s.stack, 'Auth/UserPool/Domain') }, '.auth.eu-west-1.amazoncognito.com']],
+      },
+      LOGOUT_REDIRECT_URL: { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(s.stack, 'PublicAlb/Alb'), 'DNSName'] }, '/']] },
     });
   });
 

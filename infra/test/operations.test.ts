@@ -3,7 +3,12 @@ import { NOTES_TABLE_ACTIONS } from '../lib/constructs/backend-service';
 import { CDK_BOOTSTRAP_ROLES } from '../lib/constructs/github-deploy';
 import { VERIFICATION_REASON_THRESHOLDS } from '../lib/constructs/monitoring';
 import { ROOT_VOLUME_GIB } from '../lib/constructs/proxy-fleet';
-import { MANAGED_RULE_GROUPS, RATE_LIMIT_PER_5_MIN } from '../lib/constructs/web-acl';
+import {
+  BODY_RULES_OUTSIDE_NOTES,
+  MANAGED_RULE_GROUPS,
+  NOTES_BODY_OVER_LIMIT,
+  RATE_LIMIT_PER_5_MIN,
+} from '../lib/constructs/web-acl';
 import { ALB1_IDLE_TIMEOUT_SECS, DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
 import { PROXY_LOG_FILE } from '../lib/proxy-host';
 import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
@@ -34,7 +39,7 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
   });
 
   describe('edge', () => {
-    test('a WAFv2 web ACL on ALB1: the managed groups, then a per-IP rate limit that blocks', () => {
+    test('a WAFv2 web ACL on ALB1: the managed groups, the body rules outside notes, the notes size limit, then a per-IP rate limit that blocks', () => {
       const acl = Object.values(s.template.findResources('AWS::WAFv2::WebACL'))[0].Properties;
       expect(acl.Scope).toBe('REGIONAL');
       expect(acl.DefaultAction).toEqual({ Allow: {} });
@@ -44,7 +49,13 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
         expect.arrayContaining(['AWSManagedRulesCommonRuleSet', 'AWSManagedRulesKnownBadInputsRuleSet', 'AWSManagedRulesAmazonIpReputationList']),
       );
       for (const r of rules.slice(0, 3)) expect(r.OverrideAction).toEqual({ None: {} });
-      expect(rules[3]).toMatchObject({
+      // test/web-acl.test.ts: what these two block and let through.
+      expect(rules.slice(3, 5).map((r: any) => [r.Name, r.Action])).toEqual([
+        [BODY_RULES_OUTSIDE_NOTES, { Block: {} }],
+        [NOTES_BODY_OVER_LIMIT, { Block: {} }],
+      ]);
+      expect(rules).toHaveLength(6);
+      expect(rules[5]).toMatchObject({
         Action: { Block: {} },
         Statement: { RateBasedStatement: { Limit: RATE_LIMIT_PER_5_MIN, AggregateKeyType: 'IP' } },
       });
@@ -73,10 +84,13 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       )!;
       // The login is the default action: every listener rule is evaluated before it.
       expect(https[1].Properties.DefaultActions[0].Type).toBe('authenticate-cognito');
-      const rules = Object.values(s.template.findResources('AWS::ElasticLoadBalancingV2::ListenerRule')).map((r) => r.Properties);
-      const internal = rules.filter((r) => r.ListenerArn.Ref === https[0]);
+      const rules = Object.values(s.template.findResources('AWS::ElasticLoadBalancingV2::ListenerRule'))
+        .map((r) => r.Properties)
+        .filter((r) => r.ListenerArn.Ref === https[0]);
+      // The first rule of all, so no other rule (bearer, preflight, logout) forwards these paths.
+      const internal = rules.filter((r) => r.Priority === 1);
       expect(internal).toHaveLength(1);
-      expect(internal[0].Priority).toBe(1);
+      expect(Math.min(...rules.map((r) => r.Priority))).toBe(1);
       expect(internal[0].Conditions).toEqual([
         { Field: 'path-pattern', PathPatternConfig: { Values: expect.arrayContaining(['/metrics', '/ready']) } },
       ]);
@@ -162,6 +176,43 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       expect(cw).toContain('PlanB/Backend');
       expect(cw).toContain('planb_verification_failures_total');
       expect(cw).toContain('reason');
+    });
+
+    test("the agreed metric names reach CloudWatch, each with its labels as dimensions", () => {
+      type Declaration = { metric_selectors: string[]; dimensions: string[][] };
+      const declarations = (config: any): Declaration[] => config.logs.metrics_collected.prometheus.emf_processor.metric_declaration;
+      const dimensionsOf = (decls: Declaration[], metric: string) =>
+        decls.filter((d) => d.metric_selectors.includes(`^${metric}$`)).flatMap((d) => d.dimensions);
+
+      const agentFile = /cat > \S*planb-agent\.json <<'PLANB_PROXY_EOF'\n([\s\S]*?)\nPLANB_PROXY_EOF/.exec(userData)![1];
+      // proxyUserData writes the log groups' Refs inline as JSON: back to plain strings to parse.
+      const proxyConfig = JSON.parse(agentFile.replace(/"\{"Ref":"([^"]+)"\}"/g, '"$1"'));
+      const proxy = declarations(proxyConfig);
+      expect(dimensionsOf(proxy, 'planb_proxy_upstream_connections_total')).toEqual([['job', 'reused']]);
+      expect(dimensionsOf(proxy, 'planb_proxy_request_head_timeouts_total')).toEqual([['job']]);
+      expect(dimensionsOf(proxy, 'planb_proxy_keepalive_closes_total')).toEqual([['job', 'reason']]);
+      // The alarms' and dashboard's metrics are still shipped as before.
+      expect(dimensionsOf(proxy, 'planb_proxy_ssm_refresh_failures_total')).toEqual([['job']]);
+
+      const containers = resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions;
+      const agent = containers.find((c: any) => c.Name === 'cloudwatch-agent');
+      const cw = agent.Environment.find((e: any) => e.Name === 'CW_CONFIG_CONTENT').Value;
+      // toJsonString renders a Fn::Join around the log group's Ref; the rest is literal JSON.
+      const text = (cw['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'log-group')).join('');
+      const backend = declarations(JSON.parse(text));
+      expect(dimensionsOf(backend, 'planb_requests_total')).toEqual([['job', 'status'], ['job', 'route', 'status']]);
+      expect(dimensionsOf(backend, 'planb_dynamodb_calls_total')).toEqual([['job', 'op', 'outcome']]);
+      expect(dimensionsOf(backend, 'planb_connections_open')).toEqual([['job']]);
+      expect(dimensionsOf(backend, 'planb_verification_failures_total')).toEqual([['job'], ['job', 'reason']]);
+    });
+
+    test('the agent sidecar runs a pinned release, not latest', () => {
+      const containers = resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions;
+      const image: string = containers.find((c: any) => c.Name === 'cloudwatch-agent').Image;
+      expect(image).toMatch(/^public\.ecr\.aws\/cloudwatch-agent\/cloudwatch-agent:\d+\.\d+\.\d+b\d+$/);
+      // The backend's own image is the asset built from Dockerfile.backend, addressed by its hash.
+      const backendImage = JSON.stringify(containers.find((c: any) => c.Name === 'backend').Image);
+      expect(backendImage).toMatch(/:[0-9a-f]{64}"/);
     });
 
     test('every alarm the issue names exists, notifies the encrypted topic, and is on the dashboard', () => {

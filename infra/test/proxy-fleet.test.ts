@@ -1,8 +1,15 @@
+import { spawnSync } from 'child_process';
+import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig } from '../lib/constructs/proxy-fleet';
+import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig, sha256CheckCommands } from '../lib/constructs/proxy-fleet';
 import { DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
-import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
+import { logicalId, proxyUserData, STAND_IN_BINARY, synth, Synthesized } from './helpers';
+
+/** The SHA-256 of a file, computed here independently of the code under test. */
+const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 const VALUES = { ssmParameter: '/planb/PlanB/alb2/dns-name', downstreamKeepaliveSecs: DOWNSTREAM_KEEPALIVE_SECS };
 
@@ -75,6 +82,60 @@ describe('proxy fleet', () => {
   test('user data downloads the asset and installs the binary', () => {
     expect(userData).toMatch(/aws s3 cp 's3:\/\/.*cdk-hnb659fds-assets-.*' '\/tmp\/planb-proxy' --region eu-west-1/);
     expect(userData).toContain(`install -m 0755 -o root -g root /tmp/planb-proxy ${PROXY_INSTALL.binary}`);
+  });
+
+  test("user data checks the download against the SHA-256 of the context's binary before installing it", () => {
+    const want = sha256(STAND_IN_BINARY.arm64);
+    const check = userData.indexOf(`echo '${want}  /tmp/planb-proxy' | sha256sum --check --status -`);
+    expect(check).toBeGreaterThan(userData.indexOf("aws s3 cp 's3://"));
+    expect(check).toBeLessThan(userData.indexOf(`install -m 0755 -o root -g root /tmp/planb-proxy ${PROXY_INSTALL.binary}`));
+    // One hash in user data, the file's: no stale or second value.
+    expect(userData.match(/\b[0-9a-f]{64}\b(?=  \/tmp\/planb-proxy)/g)).toEqual([want]);
+    // Another binary, another hash (x86_64's stand-in).
+    const other = proxyUserData(synth({ 'planb:architecture': 'x86_64' }));
+    expect(sha256(STAND_IN_BINARY.x86_64)).not.toBe(want);
+    expect(other).toContain(`echo '${sha256(STAND_IN_BINARY.x86_64)}  /tmp/planb-proxy' | sha256sum`);
+  });
+
+  test('a mismatch stops user data with a line saying so, and the exit trap signals failure', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'planb-sha-'));
+    try {
+      const file = path.join(dir, 'planb-proxy');
+      fs.copyFileSync(STAND_IN_BINARY.arm64, file);
+      // User data's own exit trap, with cfn-signal replaced by a stand-in that prints its arguments.
+      const trap = userData.slice(0, userData.indexOf('trap exitTrap EXIT') + 'trap exitTrap EXIT'.length);
+      const script = [
+        'cfn_signal_stand_in() { echo "cfn-signal $*"; }',
+        trap.replace('/opt/aws/bin/cfn-signal', 'cfn_signal_stand_in'),
+        'set -euo pipefail',
+        ...sha256CheckCommands(file, sha256(STAND_IN_BINARY.arm64)),
+        'echo installed',
+      ].join('\n');
+      const run = () => spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+
+      const good = run();
+      expect(good.status).toBe(0);
+      expect(good.stdout).toContain('installed');
+      expect(good.stdout).toMatch(/cfn-signal .* -e 0\b/);
+
+      fs.appendFileSync(file, 'tampered');
+      const bad = run();
+      expect(bad.status).toBe(1);
+      expect(bad.stdout).not.toContain('installed');
+      expect(bad.stdout).toMatch(/cfn-signal .* -e 1\b/);
+      expect(bad.stderr).toContain(`planb-proxy: SHA-256 mismatch: ${file} is not the binary synthesized into this stack`);
+      expect(bad.stderr).toContain(`got ${sha256(file)}`);
+
+      fs.rmSync(file);
+      expect(run().status).toBe(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the check refuses to be built from something that is not a SHA-256', () => {
+    expect(() => sha256CheckCommands('/tmp/x', 'abc')).toThrow(/not a SHA-256/);
+    expect(() => sha256CheckCommands('/tmp/x', `${'A'.repeat(64)}`)).toThrow(/not a SHA-256/);
   });
 
   test('user data writes the unit from systemd/planb-proxy.service, verbatim', () => {

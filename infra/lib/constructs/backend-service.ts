@@ -1,4 +1,4 @@
-import { CfnResource, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -39,14 +39,20 @@ export const BACKEND_METRICS: readonly MetricDeclaration[] = [
   // By reason: the alarms watch chosen reasons, the dashboard shows them all.
   { metrics: ['planb_verification_failures_total'], dimensions: [[], ['reason']] },
   { metrics: ['planb_jwks_fetches_total'], dimensions: [['result']] },
-  { metrics: ['planb_requests_total'], dimensions: [['status']] },
+  // Every route's answers: by status across routes (the 5xx view) and per route.
+  { metrics: ['planb_requests_total'], dimensions: [['status'], ['route', 'status']] },
+  { metrics: ['planb_dynamodb_calls_total'], dimensions: [['op', 'outcome']] },
+  // A gauge: the agent publishes its value as scraped.
+  { metrics: ['planb_connections_open'], dimensions: [] },
 ];
 
 /**
- * The CloudWatch agent's image (AWS's, on ECR Public; multi-arch, so the same tag runs on ARM64
- * and x86_64 tasks). A sidecar in each task scrapes the backend's /metrics over localhost.
+ * The CloudWatch agent's image (AWS's, on ECR Public; the release tag is multi-arch, so it runs on
+ * ARM64 and x86_64 tasks). A sidecar in each task scrapes the backend's /metrics over localhost.
+ * A release, not `latest`: a task started tomorrow runs the agent the stack was tested with, and
+ * an agent upgrade is a reviewed change of this line.
  */
-export const CLOUDWATCH_AGENT_IMAGE = 'public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest';
+export const CLOUDWATCH_AGENT_IMAGE = 'public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300072.0b1766';
 
 /** The DynamoDB actions the backend's notes API uses: nothing else (no Scan, no batch, no update). */
 export const NOTES_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'] as const;
@@ -55,7 +61,16 @@ export const NOTES_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dyn
 export interface BackendServiceProps {
   readonly vpc: ec2.IVpc;
   readonly userPool: cognito.IUserPool;
-  readonly userPoolClient: cognito.IUserPoolClient;
+  /**
+   * The app clients whose access tokens the backend accepts (`COGNITO_APP_CLIENT_ID`, comma
+   * separated): ALB1's first (the one the backend's `/logout` signs the browser out of), then the
+   * machine client.
+   */
+  readonly allowedClients: readonly cognito.IUserPoolClient[];
+  /** The hosted UI's base URL (`COGNITO_DOMAIN`): `GET /logout` sends the browser to its `/logout`. */
+  readonly cognitoDomainUrl: string;
+  /** The app's public URL (`LOGOUT_REDIRECT_URL`): where Cognito sends the browser after signing out. */
+  readonly logoutRedirectUrl: string;
   /** Name of the SSM parameter that receives ALB2's DNS name. */
   readonly ssmParameterName: string;
   readonly architecture: Architecture;
@@ -143,7 +158,7 @@ export class BackendService extends Construct {
     const environment: Record<string, string> = {
       COGNITO_USER_POOL_ID: props.userPool.userPoolId,
       COGNITO_REGION: Stack.of(this).region,
-      COGNITO_APP_CLIENT_ID: props.userPoolClient.userPoolClientId,
+      COGNITO_APP_CLIENT_ID: Fn.join(',', props.allowedClients.map((c) => c.userPoolClientId)),
       LISTEN_ADDR: `0.0.0.0:${BACKEND_PORT}`,
       // ALB1 asks Cognito for `openid email profile` (public-alb.ts): the scope-guarded
       // route checks one of those, so a signed-in user reaches it and a token minted for
@@ -152,6 +167,8 @@ export class BackendService extends Construct {
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
       NOTES_TABLE: this.notesTable.tableName,
+      COGNITO_DOMAIN: props.cognitoDomainUrl,
+      LOGOUT_REDIRECT_URL: props.logoutRedirectUrl,
     };
     if (props.trustedAlbArn !== undefined) environment.ALB_ARN = props.trustedAlbArn;
 

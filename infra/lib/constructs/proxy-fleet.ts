@@ -1,3 +1,4 @@
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
@@ -99,6 +100,27 @@ function checkUnit(unit: string): void {
   }
 }
 
+/** The SHA-256 of `file`'s bytes, in hex: what user data checks the downloaded binary against. */
+export function sha256OfFile(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/**
+ * Shell lines that stop the script (exit 1, with a line saying why on stderr, which cloud-init
+ * logs) unless `file`'s SHA-256 is `sha256`. User data runs them before installing the binary as
+ * root: the exit trap then signals the failure to CloudFormation, so a tampered or truncated
+ * download never runs and the launch or rolling update fails.
+ */
+export function sha256CheckCommands(file: string, sha256: string): string[] {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a SHA-256 in hex: ${sha256}`);
+  return [
+    `if ! echo '${sha256}  ${file}' | sha256sum --check --status -; then`,
+    `  echo "planb-proxy: SHA-256 mismatch: ${file} is not the binary synthesized into this stack (want ${sha256}, got $(sha256sum ${file} | cut -d' ' -f1)); not installing it" >&2`,
+    '  exit 1',
+    'fi',
+  ];
+}
+
 /** `cat > dest <<'END'` with a quoted delimiter, so the shell expands nothing ($MAINPID stays). */
 function heredoc(dest: string, content: string): string {
   if (content.split('\n').includes(HEREDOC_END)) {
@@ -146,6 +168,8 @@ export class ProxyFleet extends Construct {
   public readonly logGroup: logs.LogGroup;
   /** The EMF records of the proxy's scraped metrics (namespace PlanB/Proxy). */
   public readonly metricsLogGroup: logs.LogGroup;
+  /** The SHA-256 (hex) of the proxy binary, computed at synth and checked by user data. */
+  public readonly binarySha256: string;
   private readonly userData: ec2.UserData;
   private healthTargetGroup?: elbv2.IApplicationTargetGroup;
 
@@ -172,6 +196,8 @@ export class ProxyFleet extends Construct {
     });
 
     const binary = new s3assets.Asset(this, 'Binary', { path: props.binaryPath });
+    // Of the file synth read (and staged as the asset), so the instance installs exactly it.
+    this.binarySha256 = sha256OfFile(props.binaryPath);
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
@@ -307,6 +333,7 @@ export class ProxyFleet extends Construct {
       region,
     });
     userData.addCommands(
+      ...sha256CheckCommands(downloaded, this.binarySha256),
       `install -m 0755 -o root -g root ${downloaded} ${PROXY_INSTALL.binary}`,
       `rm -f ${downloaded}`,
       `install -d -m 0755 ${path.dirname(PROXY_INSTALL.config)}`,

@@ -28,6 +28,28 @@ export interface PublicAlbProps {
  */
 export const INTERNAL_PATHS = ['/metrics', '/metrics/*', '/ready', '/ready/*'] as const;
 
+/** The API's paths: ALB1 answers them 401 without a session instead of redirecting to the login. */
+export const API_PATH_PATTERN = '/api/*';
+
+/** The backend's sign-out route, forwarded without authentication. */
+export const LOGOUT_PATH = '/logout';
+
+/** How long ALB1's session cookie lives. */
+export const SESSION_HOURS = 8;
+
+/**
+ * The HTTPS listener's rule priorities (lowest first). Preflights and `/logout` come before the
+ * bearer rule, and the bearer rule before the API's session rule, so a preflight never meets a
+ * login and a bearer token never meets the session rule's 401.
+ */
+export const LISTENER_RULES = {
+  internalPaths: 1,
+  apiPreflight: 10,
+  logout: 20,
+  bearer: 30,
+  api: 40,
+} as const;
+
 /** What {@link PublicAlb.forwardAuthenticated} needs: who logs users in and where requests go. */
 export interface AuthenticatedForwardProps {
   readonly auth: Auth;
@@ -45,7 +67,8 @@ export interface AuthenticatedForward {
 
 /**
  * ALB1, the internet-facing entry: HTTP redirects to HTTPS; HTTPS logs the user in with Cognito
- * (authenticate-cognito), then forwards to the proxy fleet with the x-amzn-oidc-* headers added.
+ * (authenticate-cognito), then forwards to the proxy fleet with the x-amzn-oidc-* headers added;
+ * bearer tokens are validated by ALB1 instead, and the API answers 401 rather than redirecting.
  *
  * Built in two steps because Cognito's app client needs ALB1's callback URL and ALB1's HTTPS
  * listener needs the app client: the constructor makes the load balancer (so {@link callbackUrl}
@@ -87,7 +110,7 @@ export class PublicAlb extends Construct {
     Validations.of(securityGroup).acknowledge({
       id: 'AwsSolutions-EC23',
       reason:
-        'ALB1 is the public entry point, so 443 is open to the internet by design and every request on it must pass Cognito login (authenticate-cognito) first; 80 only answers with a redirect to 443.',
+        'ALB1 is the public entry point, so 443 is open to the internet by design: every request on it passes a Cognito session (authenticate-cognito) or ALB\'s validation of a Cognito access token (jwt-validation) first, except CORS preflights on /api/* and /logout, which carry no credentials and which the backend answers without any data; 80 only answers with a redirect to 443.',
     });
 
     const cert = props.certificate;
@@ -128,8 +151,11 @@ export class PublicAlb extends Construct {
   }
 
   /**
-   * Adds the HTTPS listener: authenticate-cognito with `auth`'s pool, client and domain, then
-   * forward to `targets` (ALB1's security group is opened to them on `targetPort` only).
+   * Adds the HTTPS listener and its rules (see {@link LISTENER_RULES}): ALB's own 404 for the
+   * internal paths, CORS preflights and `/logout` straight through, bearer tokens validated by
+   * ALB (jwt-validation), the API behind a session without a login redirect (401), and the browser
+   * login (authenticate-cognito) for everything else. Every rule ends in a forward to `targets`
+   * (ALB1's security group is opened to them on `targetPort` only).
    */
   public forwardAuthenticated(props: AuthenticatedForwardProps): AuthenticatedForward {
     const targetGroup = new elbv2.ApplicationTargetGroup(this, 'ProxyTargets', {
@@ -148,30 +174,82 @@ export class PublicAlb extends Construct {
       // Above Pingora's graceful_shutdown_timeout_seconds, so in-flight requests finish.
       deregistrationDelay: Duration.seconds(30),
     });
+    const forward = () => elbv2.ListenerAction.forward([targetGroup]);
+    // One session for the whole site: both authenticate-cognito actions use the same client, so
+    // they share ALB's default session cookie (AWSELBAuthSessionCookie-N).
+    const cognitoLogin = (onUnauthenticatedRequest: elbv2.UnauthenticatedAction) =>
+      new elbv2Actions.AuthenticateCognitoAction({
+        userPool: props.auth.userPool,
+        userPoolClient: props.auth.userPoolClient,
+        userPoolDomain: props.auth.userPoolDomain,
+        scope: 'openid email profile',
+        onUnauthenticatedRequest,
+        sessionTimeout: Duration.hours(SESSION_HOURS),
+        next: forward(),
+      });
 
     const listener = this.loadBalancer.addListener('Https', {
       port: 443,
       protocol: elbv2.ApplicationProtocol.HTTPS,
       certificates: [this.listenerCertificate],
       open: true,
-      defaultAction: new elbv2Actions.AuthenticateCognitoAction({
-        userPool: props.auth.userPool,
-        userPoolClient: props.auth.userPoolClient,
-        userPoolDomain: props.auth.userPoolDomain,
-        scope: 'openid email profile',
-        onUnauthenticatedRequest: elbv2.UnauthenticatedAction.AUTHENTICATE,
-        sessionTimeout: Duration.hours(8),
-        next: elbv2.ListenerAction.forward([targetGroup]),
-      }),
+      // What no rule takes is a page: log the browser in, then forward. ALB answers its own
+      // callback (/oauth2/idpresponse) here too, since no rule matches that path.
+      defaultAction: cognitoLogin(elbv2.UnauthenticatedAction.AUTHENTICATE),
     });
-    // Listener rules run before the default action (the login), lowest priority number first.
+    // Listener rules run before the default action, lowest priority number first.
     listener.addAction('InternalPaths', {
-      priority: 1,
+      priority: LISTENER_RULES.internalPaths,
       conditions: [elbv2.ListenerCondition.pathPatterns([...INTERNAL_PATHS])],
       action: elbv2.ListenerAction.fixedResponse(404, {
         contentType: 'application/json',
         messageBody: '{"error":"not_found","message":"no such resource"}',
       }),
+    });
+    // A CORS preflight carries no cookie and no Authorization: the backend answers it (its
+    // CORS_ALLOWED_ORIGINS), and the real request that follows meets the rules below.
+    listener.addAction('ApiPreflight', {
+      priority: LISTENER_RULES.apiPreflight,
+      conditions: [
+        elbv2.ListenerCondition.httpRequestMethods(['OPTIONS']),
+        elbv2.ListenerCondition.pathPatterns([API_PATH_PATTERN]),
+      ],
+      action: forward(),
+    });
+    // Signing out must work without a session (an expired one included): the backend clears
+    // ALB's session cookies and sends the browser to Cognito's /logout.
+    listener.addAction('Logout', {
+      priority: LISTENER_RULES.logout,
+      conditions: [elbv2.ListenerCondition.pathPatterns([LOGOUT_PATH])],
+      action: forward(),
+    });
+    // Machine clients (and anyone holding an access token): ALB checks the token's signature
+    // against the pool's JWKS, its issuer and expiry, then forwards it as is; the backend still
+    // verifies it fully (client id, token_use, scopes).
+    // A rule of its own (as addAction would make it) for the override below.
+    const bearer = new elbv2.ApplicationListenerRule(listener, 'BearerRule', {
+      listener,
+      priority: LISTENER_RULES.bearer,
+      // Header values match case-insensitively, so "bearer ..." is taken too.
+      conditions: [elbv2.ListenerCondition.httpHeader('Authorization', ['Bearer *'])],
+      action: elbv2.ListenerAction.authenticateJwt({
+        issuer: props.auth.issuer,
+        jwksEndpoint: props.auth.jwksUrl,
+        next: forward(),
+      }),
+    });
+    // Cognito signs ID and access tokens with the same keys and issuer; only access tokens are
+    // meant for the API. (aws-cdk-lib's authenticateJwt has no option for extra claims.)
+    const bearerRule = bearer.node.defaultChild as elbv2.CfnListenerRule;
+    bearerRule.addPropertyOverride('Actions.0.JwtValidationConfig.AdditionalClaims', [
+      { Format: 'single-string', Name: 'token_use', Values: ['access'] },
+    ]);
+    // API calls from the page: the session cookie passes, its absence is ALB's 401 (a redirect to
+    // the login page is something fetch() cannot follow across origins).
+    listener.addAction('Api', {
+      priority: LISTENER_RULES.api,
+      conditions: [elbv2.ListenerCondition.pathPatterns([API_PATH_PATTERN])],
+      action: cognitoLogin(elbv2.UnauthenticatedAction.DENY),
     });
     return { listener, targetGroup };
   }
