@@ -163,6 +163,14 @@ def wait_port(port, what, proc, log, timeout=120):
     die(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s; see {log}")
 
 
+def wait_ready(url, what, log, timeout=30):
+    end = time.time() + timeout
+    while http_get(url)[0] != 200:
+        if time.time() > end:
+            die(f"{what}: {url} did not answer 200 within {timeout}s; see {log}")
+        time.sleep(0.05)
+
+
 def http_get(url, headers=None):
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as r:
@@ -360,6 +368,8 @@ def bench_verify(args):
         log = f"{work}/{name}.log"
         p = start(cmd, log, env=e, cwd=cwd)
         wait_port(port, name, p, log)
+        if name.startswith("planb"):  # it listens at once and answers 503 on /ready until the JWKS is in
+            wait_ready(f"http://127.0.0.1:{port}/ready", name, log)
         url = f"http://127.0.0.1:{port}/api/me"
         got = tuple(http_get(url, h)[0] for h in ({"x-amzn-oidc-accesstoken": token},
                                                   {"x-amzn-oidc-accesstoken": tampered}, {}))
