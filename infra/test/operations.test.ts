@@ -215,7 +215,7 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       expect(backendImage).toMatch(/:[0-9a-f]{64}"/);
     });
 
-    test('every alarm the issue names exists, notifies the encrypted topic, and is on the dashboard', () => {
+    test('every alarm of the runbook exists, notifies the encrypted topic, and is on the dashboard', () => {
       const alarms = s.template.findResources('AWS::CloudWatch::Alarm');
       const byName = new Map(Object.values(alarms).map((a) => [a.Properties.AlarmName, a.Properties]));
       const expected = [
@@ -250,7 +250,7 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       const dashboards = Object.values(s.template.findResources('AWS::CloudWatch::Dashboard'));
       expect(dashboards).toHaveLength(1);
       const body = JSON.stringify(dashboards[0].Properties.DashboardBody);
-      for (const needle of ['HTTPCode_ELB_5XX_Count', 'TargetResponseTime', 'UnHealthyHostCount', 'RunningTaskCount', 'planb_verification_failures_total', 'planb_proxy_ssm_refresh_failures_total']) {
+      for (const needle of ['HTTPCode_ELB_5XX_Count', 'TargetResponseTime', 'UnHealthyHostCount', 'RunningTaskCount', 'planb_verification_failures_total', 'planb_proxy_ssm_refresh_failures_total', 'planb_proxy_upstream_connections_total', 'planb_proxy_request_head_timeouts_total', 'job,route,status}']) {
         expect(body).toContain(needle);
       }
     });
@@ -280,7 +280,7 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
     });
   });
 
-  describe('notes (issue 11)', () => {
+  describe('notes', () => {
     test('the table: owner/note_id, on demand, point-in-time recovery, deletion protection, retained', () => {
       const table = resources[logicalId(s.stack, 'Backend/Notes')];
       expect(table.DeletionPolicy).toBe('Retain');

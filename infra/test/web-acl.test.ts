@@ -89,7 +89,7 @@ describe('WAF and the notes API', () => {
       // The group itself is not overridden: what is not counted above still blocks.
       expect(rule.OverrideAction).toEqual({ None: {} });
     }
-    // The body rules named in the issue are among the counted ones.
+    // The rules that refused valid notes (size, XSS, path traversal) are among the counted ones.
     expect(BODY_RULES.AWSManagedRulesCommonRuleSet?.rules).toEqual(
       expect.arrayContaining(['SizeRestrictions_BODY', 'CrossSiteScripting_BODY', 'GenericLFI_BODY']),
     );

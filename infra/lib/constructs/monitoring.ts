@@ -186,9 +186,15 @@ export class Monitoring extends Construct {
       label: '',
       period: Duration.minutes(5),
     });
+    const byRoute = new cloudwatch.MathExpression({
+      expression: `SEARCH('{${BACKEND_METRIC_NAMESPACE},job,route,status} MetricName="planb_requests_total"', 'Sum', 300)`,
+      label: '',
+      period: Duration.minutes(5),
+    });
     return [
       new cloudwatch.GraphWidget({ title: 'Backend: running tasks', left: [running], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Backend: verification failures by reason per 5 min', left: [byReason], width: 16 }),
+      new cloudwatch.GraphWidget({ title: 'Backend: requests by route and status per 5 min', left: [byRoute], width: 24 }),
     ];
   }
 
@@ -219,6 +225,22 @@ export class Monitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Proxies: upstream errors per 5 min',
         left: [metric('planb_proxy_upstream_errors_total'), metric('planb_proxy_upstream_connect_failures_total')],
+        width: 12,
+      }),
+      // Reuse is what keeps ALB2's new-connection cost off the request path.
+      new cloudwatch.GraphWidget({
+        title: 'Proxies: connections to ALB2 opened and reused per 5 min',
+        left: ['false', 'true'].map((reused) =>
+          metric('planb_proxy_upstream_connections_total').with({
+            dimensionsMap: { job: PROXY_SCRAPE_JOB, reused },
+            label: reused === 'true' ? 'reused' : 'opened',
+          }),
+        ),
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Proxies: request head timeouts per 5 min',
+        left: [metric('planb_proxy_request_head_timeouts_total')],
         width: 12,
       }),
     ];
