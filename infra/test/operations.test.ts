@@ -1,5 +1,8 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { NOTES_TABLE_ACTIONS } from '../lib/constructs/backend-service';
+import { BACKEND_METRICS, NOTES_TABLE_ACTIONS } from '../lib/constructs/backend-service';
+import { REPO_ROOT } from '../lib/config';
 import { CDK_BOOTSTRAP_ROLES } from '../lib/constructs/github-deploy';
 import { VERIFICATION_REASON_THRESHOLDS } from '../lib/constructs/monitoring';
 import { ROOT_VOLUME_GIB } from '../lib/constructs/proxy-fleet';
@@ -201,9 +204,16 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       const text = (cw['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'log-group')).join('');
       const backend = declarations(JSON.parse(text));
       expect(dimensionsOf(backend, 'planb_requests_total')).toEqual([['job', 'status'], ['job', 'route', 'status']]);
-      expect(dimensionsOf(backend, 'planb_dynamodb_calls_total')).toEqual([['job', 'op', 'outcome']]);
+      expect(dimensionsOf(backend, 'planb_dynamodb_calls_total')).toEqual([['job', 'op', 'result']]);
       expect(dimensionsOf(backend, 'planb_connections_open')).toEqual([['job']]);
       expect(dimensionsOf(backend, 'planb_verification_failures_total')).toEqual([['job'], ['job', 'reason']]);
+    });
+
+    test("every backend metric shipped is one the backend's README documents", () => {
+      const readme = fs.readFileSync(path.join(REPO_ROOT, 'backend', 'README.md'), 'utf8');
+      const documented = new Set(readme.match(/planb_[a-z_]+/g));
+      const shipped = BACKEND_METRICS.flatMap((d) => d.metrics);
+      expect(shipped.filter((m) => !documented.has(m))).toEqual([]);
     });
 
     test('the agent sidecar runs a pinned release, not latest', () => {

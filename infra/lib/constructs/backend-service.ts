@@ -41,7 +41,7 @@ export const BACKEND_METRICS: readonly MetricDeclaration[] = [
   { metrics: ['planb_jwks_fetches_total'], dimensions: [['result']] },
   // Every route's answers: by status across routes (the 5xx view) and per route.
   { metrics: ['planb_requests_total'], dimensions: [['status'], ['route', 'status']] },
-  { metrics: ['planb_dynamodb_calls_total'], dimensions: [['op', 'outcome']] },
+  { metrics: ['planb_dynamodb_calls_total'], dimensions: [['op', 'result']] },
   // A gauge: the agent publishes its value as scraped.
   { metrics: ['planb_connections_open'], dimensions: [] },
 ];
