@@ -84,17 +84,17 @@ test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their sc
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-systemd test-docker test-actionlint bench-lint test-infra test-musl ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-browser test-systemd test-docker test-actionlint bench-lint test-infra test-musl ## every test and gate (what CI runs)
 
-# --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy on loopback ---
-.PHONY: demo up down loadtest test-e2e
+# --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy + the ALB1 stand-in on loopback ---
+.PHONY: demo up down loadtest test-e2e test-browser
 CONNECTIONS ?= 50
 DURATION    ?= 10s
 
-demo: ## the whole Plan B path locally: 200, two 401s, an oha run through the proxy; stops everything
+demo: ## the whole Plan B path locally through the ALB1 stand-in: sign-in, 200, 401s, notes, a machine client, oha on the proxy; stops everything
 	@CONNECTIONS=$(CONNECTIONS) DURATION=$(DURATION) scripts/stack.sh demo
 
-up: ## start the local stack and keep it running (prints curl and oha commands)
+up: ## start the local stack and keep it running (prints the URL to sign in at, curl and oha commands)
 	@scripts/stack.sh up
 
 down: ## stop the local stack
@@ -106,6 +106,16 @@ loadtest: ## oha through the proxy of a running stack (CONNECTIONS=50 DURATION=1
 test-e2e: venv ## end-to-end tests through the local stack (debug builds)
 	$(CARGO) build --workspace --bins
 	PLANB_PROFILE=debug $(VENV)/bin/pytest -q testkit/e2e
+
+# On failure the screenshot, HTML and console log land beside the stack's logs here.
+BROWSER_LOGS ?= target/test-logs
+
+test-browser: venv ## headless Chromium through the ALB1 stand-in: sign in, notes, sign out (needs chromium, chromium-driver)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { echo "the browser test needs Chromium: apt-get install -y chromium chromium-driver" >&2; exit 1; }
+	$(CARGO) build --workspace --bins
+	mkdir -p $(BROWSER_LOGS)
+	PLANB_PROFILE=debug PLANB_TEST_LOGS=$(abspath $(BROWSER_LOGS)) $(VENV)/bin/pytest -q testkit/browser
 
 # --- side-by-side benchmarks (bench/; docs/benchmarks.md has the figures and how to read them) ---
 .PHONY: bench-proxy bench-proxy-cpu bench-proxy-instructions bench-verify bench-bare bench-lint

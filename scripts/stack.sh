@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The local Plan B stack: the production path with AWS swapped for moto's server.
 #
-#   client ──▶ planb-proxy ──▶ planb-backend          (ALB1 and ALB2 are not here:
-#                 │ SSM             │ JWKS, DynamoDB       the client sends the
-#                 └──── moto's server ┘                    x-amzn-oidc-* header ALB1 adds)
+#   browser ──▶ ALB1 stand-in ──▶ planb-proxy ──▶ planb-backend    (ALB2 is not here:
+#                 │ login, cookie,      │ SSM            │ JWKS, ALB key, DynamoDB
+#                 │ x-amzn-oidc-*       └─ moto's server ┘
+#                 └─ Cognito domain stand-in (moto's pool), ALB public key endpoint
+#
+# testkit/alb1 is a test stand-in for ALB1 (README there): it signs users in
+# against moto's Cognito and adds the headers ALB1 adds, so the backend runs
+# with ALB_ARN set and verifies x-amzn-oidc-data as in production.
 #
 # Usage: scripts/stack.sh demo|up|down|status|loadtest|bench-notes|stop-backend|start-backend
-#   demo           up, show a 200, a 401 without a token, a 401 with a tampered one,
-#                  alice writing and reading a note and bob getting 404 for it,
-#                  a short oha run through the proxy, then down (also on Ctrl-C or failure)
-#   up             start moto, seed Cognito, SSM and the notes table, start the backend
-#                  and the proxy; leave them running
+#   demo           up, sign alice in through ALB1's form, show /api/me (200 with her
+#                  session, 401 without), the login redirect, a tampered bearer token
+#                  refused, alice writing and reading a note and bob getting 404 for it,
+#                  a machine client's token, a short oha run on the proxy (as ALB1 calls
+#                  it), then down (also on Ctrl-C or failure)
+#   up             start moto, seed Cognito, SSM and the notes table, start the backend,
+#                  the proxy and the ALB1 stand-in; leave them running
 #   down           stop everything `up` started
 #   status         what is running, where the logs are
 #   loadtest       oha through the proxy against a running stack (CONNECTIONS, DURATION)
@@ -19,9 +26,11 @@
 #
 # Settings (environment): PLANB_RUN (state and logs, default .run), PLANB_PROFILE
 # (release|debug, default release), PROXY_PORT (8080), PROXY_ADMIN_PORT (9100),
-# BACKEND_PORT (8081), MOTO_PORT (5055), AWS_REGION (ap-northeast-1),
+# BACKEND_PORT (8081), MOTO_PORT (5055), ALB_PORT (8000: ALB1's listener, the URL to open),
+# COGNITO_PORT (8001: the Cognito domain), ALB_KEYS_PORT (8002: ALB's public keys), AWS_REGION (ap-northeast-1),
 # CONNECTIONS (50), DURATION (10s), NOTES_TABLE (planb-notes). Anything else in the
-# environment reaches the backend as ECS would pass it (ALB_ARN, TOKEN_CACHE_SIZE, RUST_LOG, ...).
+# environment reaches the backend as ECS would pass it (TOKEN_CACHE_SIZE, RUST_LOG, ...); ALB_ARN and
+# ALB_PUBLIC_KEY_URL default to the stand-in's (set, they replace them for the backend).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +42,8 @@ if [ "${1:-}" = bench-notes ]; then
   free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   PROXY_PORT=${PROXY_PORT:-$(free_port)} PROXY_ADMIN_PORT=${PROXY_ADMIN_PORT:-$(free_port)}
   BACKEND_PORT=${BACKEND_PORT:-$(free_port)} MOTO_PORT=${MOTO_PORT:-$(free_port)}
+  ALB_PORT=${ALB_PORT:-$(free_port)} COGNITO_PORT=${COGNITO_PORT:-$(free_port)}
+  ALB_KEYS_PORT=${ALB_KEYS_PORT:-$(free_port)}
 fi
 PROFILE=${PLANB_PROFILE:-release}
 BIN=$ROOT/target/$PROFILE
@@ -41,6 +52,9 @@ PROXY_PORT=${PROXY_PORT:-8080}
 PROXY_ADMIN_PORT=${PROXY_ADMIN_PORT:-9100}
 BACKEND_PORT=${BACKEND_PORT:-8081}
 MOTO_PORT=${MOTO_PORT:-5055}
+ALB_PORT=${ALB_PORT:-8000}
+COGNITO_PORT=${COGNITO_PORT:-8001}
+ALB_KEYS_PORT=${ALB_KEYS_PORT:-8002}
 REGION=${AWS_REGION:-ap-northeast-1}
 CONNECTIONS=${CONNECTIONS:-50}
 DURATION=${DURATION:-10s}
@@ -50,7 +64,14 @@ MOTO=http://127.0.0.1:$MOTO_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 PROXY_ADMIN=http://127.0.0.1:$PROXY_ADMIN_PORT
 BACKEND=http://127.0.0.1:$BACKEND_PORT
-export PROXY PROXY_ADMIN BACKEND MOTO
+ALB=http://127.0.0.1:$ALB_PORT
+# Another host name than ALB1's, as a real Cognito domain is: its cookie stays its own.
+COGNITO_PUBLIC=http://localhost:$COGNITO_PORT
+COGNITO=http://127.0.0.1:$COGNITO_PORT
+ALB_KEYS=http://127.0.0.1:$ALB_KEYS_PORT
+LOCAL_ALB_ARN=arn:aws:elasticloadbalancing:$REGION:000000000000:loadbalancer/app/planb-alb1-standin/0123456789abcdef
+ALB_ARN=${ALB_ARN:-$LOCAL_ALB_ARN}
+export PROXY PROXY_ADMIN BACKEND MOTO ALB COGNITO_PUBLIC ALB_KEYS ALB_ARN
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
@@ -131,11 +152,13 @@ wait_http() {
 # --- the stack ------------------------------------------------------------
 
 seed() {
-  say "seeding moto: a Cognito pool, app client, users alice (group admins) and bob; SSM $SSM_PARAMETER"
+  say "seeding moto: a Cognito pool, ALB1's app client, users alice (group admins) and bob, a machine client; SSM $SSM_PARAMETER"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" cognito --endpoint "$MOTO" --region "$REGION" \
-    --user alice --group admins >"$RUN/alice.json"
+    --user alice --group admins --callback-url "$ALB/oauth2/idpresponse" --logout-url "$ALB" >"$RUN/alice.json"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" cognito --endpoint "$MOTO" --region "$REGION" \
     --user bob --pool-id "$(field alice pool_id)" --client-id "$(field alice client_id)" >"$RUN/bob.json"
+  "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" machine-client --endpoint "$MOTO" --region "$REGION" \
+    --pool-id "$(field alice pool_id)" >"$RUN/machine.json"
   # "ALB2" here is the backend itself: the parameter holds its host name, the port is the proxy's config.
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" ssm-put --endpoint "$MOTO" --region "$REGION" \
     --name "$SSM_PARAMETER" --value 127.0.0.1 >/dev/null
@@ -144,15 +167,25 @@ seed() {
     --name "$NOTES_TABLE" >/dev/null
   # The cursor key, as infra passes a generated secret: one per stack, kept for restarts.
   "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/cursor.key"
+  # The stand-in ALB's signing key id (a UUID, as ALB's are); the key itself it makes at start.
+  "$VENV/bin/python" -c 'import uuid; print(uuid.uuid4())' >"$RUN/alb1.kid"
+  rm -f "$RUN/alb1-key.pem"
 }
 
 # field USER KEY: one value from what seeding printed for USER.
 field() { "$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$RUN/$1.json" "$2"; }
 
+# alb1 ARGS...: the ALB1 stand-in's command line (testkit/alb1).
+alb1() { PYTHONPATH=$ROOT/testkit "$VENV/bin/python" -m alb1 "$@"; }
+
 start_backend() {
   say "starting planb-backend on 127.0.0.1:$BACKEND_PORT (log: $RUN/backend.log)"
+  # Allowed clients: ALB1's app client and the machine client, as infra passes them. The sign-out
+  # URL is the one registered on the app client, character for character (Cognito compares exactly).
   COGNITO_USER_POOL_ID=$(field alice pool_id) COGNITO_REGION=$REGION \
-    COGNITO_APP_CLIENT_ID=$(field alice client_id) COGNITO_JWKS_URL=$(field alice jwks_url) \
+    COGNITO_APP_CLIENT_ID=$(field alice client_id),$(field machine client_id) COGNITO_JWKS_URL=$(field alice jwks_url) \
+    ALB_ARN=$ALB_ARN ALB_PUBLIC_KEY_URL=${ALB_PUBLIC_KEY_URL:-$ALB_KEYS} \
+    COGNITO_DOMAIN=$COGNITO_PUBLIC LOGOUT_REDIRECT_URL=$ALB \
     NOTES_TABLE=$NOTES_TABLE NOTES_CURSOR_KEY=$(cat "$RUN/cursor.key") \
     AWS_ENDPOINT_URL_DYNAMODB=$MOTO AWS_REGION=$REGION AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
     LISTEN_ADDR=127.0.0.1:$BACKEND_PORT start backend "$BIN/planb-backend"
@@ -182,10 +215,27 @@ start_proxy() {
   wait_http proxy "http://127.0.0.1:$PROXY_ADMIN_PORT/healthz"
 }
 
+start_alb1() {
+  say "starting the ALB1 stand-in on $ALB (Cognito domain $COGNITO_PUBLIC, keys $ALB_KEYS; log: $RUN/alb1.log)"
+  # Bearer tokens: iss, exp and signature as ALB checks them, plus token_use=access as a claim rule.
+  start alb1 env PYTHONPATH="$ROOT/testkit" "$VENV/bin/python" -m alb1 serve \
+    --listen "127.0.0.1:$ALB_PORT" --target "$PROXY" \
+    --cognito-listen "127.0.0.1:$COGNITO_PORT" --cognito-url "$COGNITO" --cognito-public-url "$COGNITO_PUBLIC" \
+    --keys-listen "127.0.0.1:$ALB_KEYS_PORT" --moto "$MOTO" --region "$REGION" \
+    --pool-id "$(field alice pool_id)" --client-id "$(field alice client_id)" \
+    --client-secret "$(field alice client_secret)" --jwks-url "$(field alice jwks_url)" \
+    --alb-arn "$ALB_ARN" --kid "$(cat "$RUN/alb1.kid")" --key-file "$RUN/alb1-key.pem" \
+    --jwt-claim token_use=access
+  wait_http alb1 "$ALB_KEYS/$(cat "$RUN/alb1.kid")"
+  # What ALB1 adds for alice, for load tests that call the proxy directly as ALB1 does.
+  alb1 headers --user-json "$RUN/alice.json" --key-file "$RUN/alb1-key.pem" \
+    --kid "$(cat "$RUN/alb1.kid")" --alb-arn "$ALB_ARN" >"$RUN/alice.headers"
+}
+
 up() {
   check_prerequisites
   build
-  if running moto || running backend || running proxy; then
+  if running moto || running backend || running proxy || running alb1; then
     die "a stack is already running from $RUN: 'make down' first"
   fi
   mkdir -p "$RUN"
@@ -195,6 +245,7 @@ up() {
   seed
   start_backend
   start_proxy
+  start_alb1
   write_summary
 }
 
@@ -202,23 +253,27 @@ write_summary() {
   "$VENV/bin/python" - "$RUN" <<'EOF' >"$RUN/stack.json"
 import json, os, sys
 run = sys.argv[1]
-alice, bob = (json.load(open(f"{run}/{u}.json")) for u in ("alice", "bob"))
+alice, bob, machine = (json.load(open(f"{run}/{u}.json")) for u in ("alice", "bob", "machine"))
 print(json.dumps({"proxy": os.environ["PROXY"], "proxy_admin": os.environ["PROXY_ADMIN"],
                   "backend": os.environ["BACKEND"], "moto": os.environ["MOTO"],
-                  "alice": alice, "bob": bob}, indent=1))
+                  "alb": os.environ["ALB"], "cognito": os.environ["COGNITO_PUBLIC"],
+                  "alb_keys": os.environ["ALB_KEYS"], "alb_arn": os.environ["ALB_ARN"],
+                  "alb_kid": open(f"{run}/alb1.kid").read().strip(),
+                  "alice": alice, "bob": bob, "machine": machine}, indent=1))
 EOF
 }
 down() {
-  for name in proxy backend moto; do stop "$name"; done
+  for name in alb1 proxy backend moto; do stop "$name"; done
 }
 
 # --- showing it -----------------------------------------------------------
 
-# request TITLE [SHOWN-HEADER REAL-HEADER]: GET /api/me through the proxy, its
-# status and body; the command is printed with SHOWN-HEADER (no token on screen).
-request() {
-  printf '\n\033[1m%s\033[0m\n$ curl%s %s/api/me\n' "$1" "${2:+ -H \"$2\"}" "$PROXY"
-  curl -sS -w '\n-> HTTP %{http_code}\n' ${3:+-H "$3"} "$PROXY/api/me"
+# show TITLE SHOWN-COMMAND CURL-ARGS...: the command as a reader would type it
+# (no token or cookie on screen), then its status and body.
+show() {
+  local title=$1 shown=$2; shift 2
+  printf '\n\033[1m%s\033[0m\n$ %s\n' "$title" "$shown"
+  curl -sS -w '\n-> HTTP %{http_code}\n' "$@"
 }
 
 # tampered: the token with one signature character changed.
@@ -227,35 +282,35 @@ tampered() {
   [ "$last" = A ] && echo "${t%?}B" || echo "${t%?}A"
 }
 
-# note TITLE METHOD USER ID [TEXT]: one notes request through the proxy as USER,
-# printed as the curl command a reader can run (the token as $TOKEN).
-note() {
-  local title=$1 method=$2 user=$3 id=$4 text=${5:-} token
-  token=$(field "$user" access_token)
-  printf '\n\033[1m%s\033[0m\n$ curl -X %s -H "x-amzn-oidc-accesstoken: <%s'"'"'s token>"%s %s/api/notes/%s\n' \
-    "$title" "$method" "$user" "${text:+ -d '{\"text\": \"$text\"\}'}" "$PROXY" "$id"
-  curl -sS -w '\n-> HTTP %{http_code}\n' -X "$method" -H "x-amzn-oidc-accesstoken: $token" \
-    ${text:+-H 'content-type: application/json' -d "{\"text\": \"$text\"}"} "$PROXY/api/notes/$id"
+# sign_in USER: signs USER in through ALB1's login form (as a browser does);
+# keeps the session's Cookie header in $RUN/USER.cookie.
+sign_in() {
+  alb1 login --alb "$ALB" --user "$1" --password "$(field "$1" password)" >"$RUN/$1.cookie"
 }
 
-# note TITLE METHOD USER ID [TEXT]: one notes request through the proxy as USER,
-# shown as the curl command (with a placeholder for the token), then its answer.
+# note TITLE METHOD USER ID [TEXT]: one notes request through ALB1 with USER's session.
 note() {
   local title=$1 method=$2 user=$3 id=$4 text=${5:-}
-  local shown="curl -X $method -H \"x-amzn-oidc-accesstoken: <$user's token>\""
-  local args=(-X "$method" -H "x-amzn-oidc-accesstoken: $(field "$user" access_token)")
+  local shown="curl -X $method -b \"<$user's session cookie>\""
+  local args=(-X "$method" -H "Cookie: $(cat "$RUN/$user.cookie")")
   if [ -n "$text" ]; then
     shown+=" -d '{\"text\": \"$text\"}'"
     args+=(-H 'content-type: application/json' -d "{\"text\": \"$text\"}")
   fi
-  printf '\n\033[1m%s\033[0m\n$ %s %s/api/notes/%s\n' "$title" "$shown" "$PROXY" "$id"
-  curl -sS -w '\n-> HTTP %{http_code}\n' "${args[@]}" "$PROXY/api/notes/$id"
+  show "$title" "$shown $ALB/api/notes/$id" "${args[@]}" "$ALB/api/notes/$id"
 }
 
-# oha_summary URL TOKEN: one oha run; prints "req/s p99-ms success-rate {status: count}".
+# oha_headers: oha's -H arguments (NUL-separated) for what ALB1 adds to alice's requests.
+oha_headers() {
+  local line
+  while IFS= read -r line; do printf '%s\0%s\0' -H "$line"; done <"$RUN/alice.headers"
+}
+
+# oha_summary URL: one oha run with alice's ALB1 headers; prints "req/s p99-ms success-rate {status: count}".
 oha_summary() {
+  local headers=(); mapfile -d '' headers < <(oha_headers)
   oha --no-tui --output-format json -c "$CONNECTIONS" -z "$DURATION" \
-    -H "x-amzn-oidc-accesstoken: $2" "$1" | "$VENV/bin/python" -c '
+    "${headers[@]}" "$1" | "$VENV/bin/python" -c '
 import json, sys
 r = json.load(sys.stdin)
 s, p99 = r["summary"], r["latencyPercentiles"]["p99"] * 1000
@@ -270,13 +325,13 @@ bench_notes() {
   trap 'status=$?; down; exit $status' EXIT
   trap 'exit 130' INT TERM
   up
-  local token me notes
-  token=$(field alice access_token)
-  curl -sS -o /dev/null -X PUT -H "x-amzn-oidc-accesstoken: $token" -H 'content-type: application/json' \
+  local me notes headers=()
+  mapfile -d '' headers < <(oha_headers)
+  curl -sS -o /dev/null -X PUT "${headers[@]}" -H 'content-type: application/json' \
     -d '{"text": "the note every request reads"}' "$PROXY/api/notes/bench"
-  say "oha: $CONNECTIONS connections for $DURATION per route, through the proxy, alice's token"
-  me=$(oha_summary "$PROXY/api/me" "$token")
-  notes=$(oha_summary "$PROXY/api/notes/bench" "$token")
+  say "oha: $CONNECTIONS connections for $DURATION per route, through the proxy, alice's ALB1 headers"
+  me=$(oha_summary "$PROXY/api/me")
+  notes=$(oha_summary "$PROXY/api/notes/bench")
   printf '\n%-22s %9s %9s %8s  %s\n' route req/s p99-ms success statuses
   # shellcheck disable=SC2086 # the summaries are four words each
   printf '%-22s %9s %9s %8s  %s\n' "GET /api/me" $me "GET /api/notes/bench" $notes
@@ -292,9 +347,9 @@ EOF
 loadtest() {
   ensure_oha
   running proxy || die "no stack is running: 'make up' first"
-  local token; token=$(field alice access_token)
-  say "oha: $CONNECTIONS connections for $DURATION through the proxy, GET /api/me with alice's token"
-  oha --no-tui -c "$CONNECTIONS" -z "$DURATION" -H "x-amzn-oidc-accesstoken: $token" "$PROXY/api/me"
+  local headers=(); mapfile -d '' headers < <(oha_headers)
+  say "oha: $CONNECTIONS connections for $DURATION on the proxy (as ALB1 calls it), GET /api/me with alice's ALB1 headers"
+  oha --no-tui -c "$CONNECTIONS" -z "$DURATION" "${headers[@]}" "$PROXY/api/me"
 }
 
 demo() {
@@ -302,23 +357,35 @@ demo() {
   trap 'status=$?; down; exit $status' EXIT
   trap 'exit 130' INT TERM
   up
+  say "signing alice and bob in through ALB1's login form (the Cognito stand-in checks the password with moto)"
+  sign_in alice
+  sign_in bob
+  show "alice's session (cookie AWSELBAuthSessionCookie-0...): ALB1 adds x-amzn-oidc-*, the backend verifies all three:" \
+    "curl -b \"<alice's session cookie>\" $ALB/api/me" -H "Cookie: $(cat "$RUN/alice.cookie")" "$ALB/api/me"
+  show "No session, an API path: ALB1 answers 401 itself (onUnauthenticatedRequest: deny):" \
+    "curl $ALB/api/me" "$ALB/api/me"
+  show "No session, any other path: ALB1 sends the browser to the login:" \
+    "curl -o /dev/null -w '%{redirect_url}' $ALB/" -o /dev/null -w '%{redirect_url}' "$ALB/"
   local token; token=$(field alice access_token)
-  request "A real Cognito access token (from moto's AdminInitiateAuth), through the proxy:" \
-    "x-amzn-oidc-accesstoken: <alice's token>" "x-amzn-oidc-accesstoken: $token"
-  request "No token:"
-  request "A tampered token (one signature character changed):" \
-    "x-amzn-oidc-accesstoken: <tampered>" "x-amzn-oidc-accesstoken: $(tampered "$token")"
+  show "A tampered bearer token (one signature character changed): ALB1's JWT check refuses it:" \
+    "curl -H \"Authorization: Bearer <tampered>\" $ALB/api/me" -H "Authorization: Bearer $(tampered "$token")" "$ALB/api/me"
   note "alice writes a note (DynamoDB, owner = her verified sub):" PUT alice groceries "milk, eggs"
   note "alice reads it back:" GET alice groceries
   note "bob asks for the same id: not his, so it does not exist for him:" GET bob groceries
+  local machine
+  machine=$(alb1 token --cognito-url "$COGNITO" --client-id "$(field machine client_id)" \
+    --client-secret "$(field machine client_secret)")
+  show "A machine client (client credentials from the Cognito domain) through ALB1's bearer rule:" \
+    "curl -H \"Authorization: Bearer <token from POST $COGNITO_PUBLIC/oauth2/token>\" $ALB/api/me" \
+    -H "Authorization: Bearer $machine" "$ALB/api/me"
   echo
   loadtest
   echo
-  say "done; stopping the stack. Logs: $RUN/{moto,backend,proxy}.log"
+  say "done; stopping the stack. Logs: $RUN/{moto,backend,proxy,alb1}.log"
 }
 
 status() {
-  for name in moto backend proxy; do
+  for name in moto backend proxy alb1; do
     if running "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"), log $RUN/$name.log)"
     else echo "$name: stopped"; fi
   done
@@ -328,16 +395,16 @@ print_try() {
   cat <<EOF
 
 The stack is up (state and logs in $RUN; 'make down' stops it).
-  token:   TOKEN=\$(python3 -c 'import json;print(json.load(open("$RUN/alice.json"))["access_token"])')
-  curl:    curl -H "x-amzn-oidc-accesstoken: \$TOKEN" $PROXY/api/me
-  admin:   curl -H "x-amzn-oidc-accesstoken: \$TOKEN" $PROXY/api/admin
+  browser: open $ALB/ and sign in as alice or bob, password $(field alice password)
+           (ALB1's login through the Cognito domain stand-in, $COGNITO_PUBLIC)
+  session: COOKIE=\$(PYTHONPATH=testkit $VENV/bin/python -m alb1 login --alb $ALB --user alice --password '$(field alice password)')
+           curl -H "Cookie: \$COOKIE" $ALB/api/me
+           curl -X PUT -H "Cookie: \$COOKIE" -d '{"text": "milk"}' $ALB/api/notes/groceries
+           curl -H "Cookie: \$COOKIE" "$ALB/api/notes?limit=10"
+  machine: TOKEN=\$(curl -s -u $(field machine client_id):$(field machine client_secret) -d grant_type=client_credentials $COGNITO/oauth2/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+           curl -H "Authorization: Bearer \$TOKEN" $ALB/api/me
   metrics: curl $PROXY_ADMIN/metrics   and   curl $BACKEND/metrics
-  notes:   curl -X PUT -H "x-amzn-oidc-accesstoken: \$TOKEN" -d '{"text": "milk"}' $PROXY/api/notes/groceries
-           curl -H "x-amzn-oidc-accesstoken: \$TOKEN" $PROXY/api/notes/groceries
-           curl -H "x-amzn-oidc-accesstoken: \$TOKEN" "$PROXY/api/notes?limit=10"
-           curl -X DELETE -H "x-amzn-oidc-accesstoken: \$TOKEN" $PROXY/api/notes/groceries
-  load:    make loadtest CONNECTIONS=50 DURATION=10s
-           oha -c 50 -z 10s -H "x-amzn-oidc-accesstoken: \$TOKEN" $PROXY/api/me
+  load:    make loadtest CONNECTIONS=50 DURATION=10s   (oha on the proxy with the headers ALB1 adds: $RUN/alice.headers)
 EOF
 }
 
@@ -350,5 +417,5 @@ case "${1:-}" in
   bench-notes) bench_notes ;;
   stop-backend) stop backend ;;
   start-backend) start_backend ;;
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -46,7 +46,9 @@ async def serve(cfg):
             (keys_app(cfg.kid, public_pem(key)), cfg.keys_listen)]
     runners = []
     for app, (host, port) in apps:
-        runner = web.AppRunner(app, access_log=None)
+        # ALB's own limits: 16 KB for the request line and for any one header (a sharded Cookie).
+        runner = web.AppRunner(app, access_log=None,
+                               handler_args={"max_line_size": 16384, "max_field_size": 16384})
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)

@@ -90,6 +90,7 @@ def stack(tmp_path_factory):
     env = {**os.environ, "PLANB_RUN": str(run), "PLANB_PROFILE": os.environ.get("PLANB_PROFILE", "debug"),
            "PROXY_PORT": str(free_port()), "PROXY_ADMIN_PORT": str(free_port()),
            "BACKEND_PORT": str(free_port()), "MOTO_PORT": str(free_port()),
+           "ALB_PORT": str(free_port()), "COGNITO_PORT": str(free_port()), "ALB_KEYS_PORT": str(free_port()),
            "ALB_ARN": ALB_ARN, "ALB_PUBLIC_KEY_URL": alb.url, "LOG_FORMAT": "text"}
     up = subprocess.run(["bash", STACK, "up"], env=env, capture_output=True, text=True)
     try:
