@@ -65,6 +65,11 @@ pub struct DownstreamConfig {
     pub keepalive: Duration,
     /// How long a request head may take from its first byte to its last.
     pub request_header_timeout: Duration,
+    /// Requests served on one connection; the last one's response carries
+    /// `Connection: close`. ALB1 keeps its connections for hours: closing
+    /// each after this many requests (as Nginx's `keepalive_requests`) makes
+    /// ALB1 open new ones, which spread over the proxies a scale-out added.
+    pub max_requests: u32,
 }
 
 /// Where the upstream's name comes from.
@@ -129,6 +134,8 @@ struct RawProxy {
     downstream_keepalive_secs: u64,
     /// `proxy.request_header_timeout_secs`: default 10.
     request_header_timeout_secs: u64,
+    /// `proxy.downstream_max_requests`: default 1000.
+    downstream_max_requests: u32,
     /// `proxy.upstream`: required.
     upstream: Option<RawUpstream>,
 }
@@ -141,6 +148,7 @@ impl Default for RawProxy {
             access_log: true,
             downstream_keepalive_secs: 75,
             request_header_timeout_secs: 10,
+            downstream_max_requests: 1000,
             upstream: None,
         }
     }
@@ -154,7 +162,7 @@ struct RawUpstream {
     ssm_parameter: Option<String>,
     /// `proxy.upstream.ssm_refresh_secs`: default 300.
     ssm_refresh_secs: u64,
-    /// `proxy.upstream.startup_timeout_secs` (formerly `ssm_startup_timeout_secs`): default 30.
+    /// `proxy.upstream.startup_timeout_secs` (alias `ssm_startup_timeout_secs`): default 30.
     #[serde(alias = "ssm_startup_timeout_secs")]
     startup_timeout_secs: u64,
     /// `proxy.upstream.address`: no default (this or `ssm_parameter`).
@@ -287,6 +295,9 @@ impl ProxyConfig {
             Some(r) => Some(socket_addr("proxy.upstream.resolver", &r)?),
             None => None,
         };
+        if raw.downstream_max_requests == 0 {
+            return err("proxy.downstream_max_requests: must be at least 1");
+        }
         if u.connect_timeout_ms == 0 {
             return err("proxy.upstream.connect_timeout_ms: must be greater than 0");
         }
@@ -303,6 +314,7 @@ impl ProxyConfig {
                     "proxy.request_header_timeout_secs",
                     raw.request_header_timeout_secs,
                 )?,
+                max_requests: raw.downstream_max_requests,
             },
             upstream: UpstreamConfig {
                 source,
@@ -408,6 +420,28 @@ proxy:
     }
 
     #[test]
+    fn downstream_max_requests_defaults_to_nginx_and_is_checked() {
+        assert_eq!(
+            Config::parse(DESIGN).unwrap().proxy.downstream.max_requests,
+            1000
+        );
+        let with = |v: &str| {
+            DESIGN.replace(
+                "  upstream:\n",
+                &format!("  downstream_max_requests: {v}\n  upstream:\n"),
+            )
+        };
+        let c = Config::parse(&with("5")).unwrap();
+        assert_eq!(c.proxy.downstream.max_requests, 5);
+        let e = parse_err(&with("0"));
+        assert!(e.starts_with("proxy.downstream_max_requests:"), "{e}");
+        let e = parse_err(&with("-1"));
+        assert!(e.contains("downstream_max_requests"), "{e}");
+        let e = parse_err(&with("many"));
+        assert!(e.contains("downstream_max_requests"), "{e}");
+    }
+
+    #[test]
     fn startup_timeout_has_the_old_name_as_an_alias() {
         let with =
             |line: &str| DESIGN.replace("    port: 80\n", &format!("    port: 80\n{line}\n"));
@@ -432,6 +466,20 @@ proxy:
         // infra reads this key from the file and sets ALB1's idle timeout below it.
         assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
         assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));
+        assert_eq!(c.proxy.downstream.max_requests, 1000);
+        // A reload's old process waits for ALB1's kept connections (ALB1's idle
+        // timeout is 60 s, ours 75 s): the grace period outlasts both, and the
+        // unit's stop timeout outlasts the grace period and the runtimes' stop.
+        let grace = c.server.grace_period_seconds.unwrap();
+        assert!(grace > c.proxy.downstream.keepalive.as_secs(), "{grace}");
+        let unit = include_str!("../../systemd/planb-proxy.service");
+        let stop: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("TimeoutStopSec= in seconds");
+        let runtimes = c.server.graceful_shutdown_timeout_seconds.unwrap();
+        assert!(stop > grace + runtimes, "TimeoutStopSec={stop}");
     }
 
     #[test]

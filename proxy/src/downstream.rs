@@ -1,5 +1,5 @@
 //! Client (ALB1) connections: Pingora's own HTTP/1 loop over one connection
-//! (the one `HttpServerApp`'s blanket `ServerApp` runs), with two limits
+//! (the one `HttpServerApp`'s blanket `ServerApp` runs), with limits
 //! applied to every request on it, not only the first:
 //! - an idle connection waits at most `downstream_keepalive_secs` for its next
 //!   request. Pingora's loop gives 60 s before the first request, then carries
@@ -8,6 +8,9 @@
 //! - from its first byte, a request head must be complete within
 //!   `request_header_timeout_secs`. Pingora bounds each read of a head (by
 //!   the keep-alive timeout), not the head.
+//! - at most `downstream_max_requests` requests per connection; Pingora's own
+//!   count of the reuses left (`keepalive_reuses_remaining`), which our loop
+//!   carries from request to request as Pingora's does.
 //!
 //! Both are enforced by [`ReadDeadline`], a wrapper around the client stream,
 //! and Pingora's own keep-alive timer is left off ("forever"): Pingora would
@@ -20,7 +23,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,6 +37,7 @@ use pingora::protocols::{
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
 use pingora::server::ShutdownWatch;
+use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -49,6 +53,27 @@ pub struct Downstream<A> {
     pub app: Arc<A>,
     /// The limits.
     pub limits: DownstreamConfig,
+    /// Counts the connections cut by `request_header_timeout_secs`.
+    pub head_timeouts: IntCounter,
+    /// Client connections open now, across every proxy service (see [`Open`]).
+    pub open: Arc<AtomicUsize>,
+}
+
+/// One client connection open: counted while its loop runs, so the drain
+/// can wait for kept connections as well as for requests.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn start(count: &Arc<AtomicUsize>) -> Open {
+        count.fetch_add(1, Ordering::Relaxed);
+        Open(count.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[async_trait]
@@ -58,7 +83,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let mut stream: Stream = Box::new(ReadDeadline::new(stream, self.limits));
+        let _open = Open::start(&self.open);
+        let mut stream: Stream = Box::new(ReadDeadline::new(
+            stream,
+            self.limits,
+            self.head_timeouts.clone(),
+        ));
         let mut session = ServerSession::new_http1(stream);
         // As Pingora's loop, but the wait for the first request is ours to time.
         session.set_keepalive(if *shutdown.borrow() {
@@ -66,11 +96,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         } else {
             KEEPALIVE_UNTIMED
         });
-        session.set_keepalive_reuses_remaining(
-            self.app
-                .server_options()
-                .and_then(|o| o.keepalive_request_limit),
-        );
+        // Pingora counts the reuses left after this request: at 0 the
+        // response says `Connection: close`, so the count is one less.
+        session.set_keepalive_reuses_remaining(Some(self.limits.max_requests - 1));
         loop {
             let (next, persistent) = self
                 .app
@@ -95,9 +123,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         }
     }
 
-    async fn cleanup(&self) {
-        self.app.http_cleanup().await;
-    }
+    /// Called once the service stops accepting. Pingora's proxy would close
+    /// every idle kept connection here; a client (ALB1) may be sending on one
+    /// at that moment and get no answer. They stay open instead: each is
+    /// answered once more with `Connection: close` (Pingora does so while
+    /// shutting down), or ends when the client closes it or at
+    /// `downstream_keepalive_secs` — within the grace period (see `drain`).
+    async fn cleanup(&self) {}
 }
 
 /// Where a connection is in its current request, for [`ReadDeadline`]:
@@ -131,16 +163,19 @@ pub struct ReadDeadline {
     deadline: Instant,
     /// The connection's one timer, made by the first read that would block.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Counts a head cut by its deadline.
+    head_timeouts: IntCounter,
 }
 
 impl ReadDeadline {
-    fn new(inner: Stream, limits: DownstreamConfig) -> Self {
+    fn new(inner: Stream, limits: DownstreamConfig, head_timeouts: IntCounter) -> Self {
         ReadDeadline {
             inner,
             limits,
             phase: AtomicU8::new(IDLE),
             deadline: Instant::now(),
             sleep: None,
+            head_timeouts,
         }
     }
 
@@ -183,6 +218,7 @@ impl ReadDeadline {
             );
             "no request within downstream_keepalive_secs"
         } else {
+            self.head_timeouts.inc();
             tracing::info!(
                 limit_secs = limit.as_secs_f64(),
                 "request head not complete within request_header_timeout_secs: connection closed"

@@ -3,7 +3,8 @@
 //! `main.rs` reads the CLI and the file; [`build_server`] composes the Pingora
 //! services: start-up (SSM, DNS) that the listeners wait for, the load
 //! balancer's discovery and health checks, the proxy (behind the downstream
-//! connection loop), the admin listener, and the drain that ends the process.
+//! connection loop; one single-threaded service per thread), the admin
+//! listener, and the drain that ends the process.
 
 #![warn(missing_docs)]
 
@@ -17,11 +18,13 @@ pub mod drain;
 pub mod metrics;
 mod musl_memcpy;
 pub mod passthrough;
+pub mod shared_socket;
 pub mod ssm;
 pub mod startup;
 pub mod upstream;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use pingora::lb::health_check::TcpHealthCheck;
@@ -92,33 +95,56 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
     server.add_service(lb).add_dependency(&startup);
     bootstrap.add_dependency(&startup);
 
-    let proxy = pingora::proxy::http_proxy(
-        &server.configuration,
-        Passthrough {
-            upstreams: upstreams.clone(),
-            timeouts: Timeouts {
-                connect: u.connect_timeout,
-                read: u.read_timeout,
-                idle: u.idle_timeout,
+    let open = Arc::new(AtomicUsize::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    // One single-threaded service per thread, all on the same address: the
+    // first binds it (or takes it over on -u), the others serve a duplicate
+    // of that listening socket (see `shared_socket`).
+    // Each accept loop serves what it accepts on its own thread, so no
+    // connection is ever woken on another thread than the one serving it
+    // (Nginx's worker shape); each has its own upstream connection pool.
+    for n in 0..server.configuration.threads {
+        let proxy = pingora::proxy::http_proxy(
+            &server.configuration,
+            Passthrough {
+                upstreams: upstreams.clone(),
+                timeouts: Timeouts {
+                    connect: u.connect_timeout,
+                    read: u.read_timeout,
+                    idle: u.idle_timeout,
+                },
+                metrics: metrics.clone(),
+                access_log: config.access_log,
+                stopping: stopping.clone(),
             },
-            metrics: metrics.clone(),
-            access_log: config.access_log,
-        },
-    );
-    let mut proxy_service = ListeningService::new(
-        "planb-proxy".to_string(),
-        Downstream {
-            app: Arc::new(proxy),
-            limits: config.downstream,
-        },
-    );
-    proxy_service.add_tcp(&config.listen.to_string());
-    server.add_service(proxy_service).add_dependency(&bootstrap);
+        );
+        let mut proxy_service = ListeningService::new(
+            format!("planb-proxy {n}"),
+            Downstream {
+                app: Arc::new(proxy),
+                limits: config.downstream,
+                head_timeouts: metrics.request_head_timeouts.clone(),
+                open: open.clone(),
+            },
+        );
+        proxy_service.threads = Some(1);
+        let address = config.listen.to_string();
+        proxy_service.add_tcp(&address);
+        let service = shared_socket::SharedSocket {
+            inner: proxy_service,
+            address,
+            first: n == 0,
+        };
+        server.add_service(service).add_dependency(&bootstrap);
+    }
 
     let mut drain = background_service(
         "drain",
         drain::Drain {
             in_flight: metrics.in_flight.clone(),
+            open,
+            stopping,
+            phases: Mutex::new(Some(server.watch_execution_phase())),
         },
     );
     drain.threads = Some(1);

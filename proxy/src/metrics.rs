@@ -1,6 +1,7 @@
 //! Prometheus metrics: counters and a histogram updated on the request path
 //! (atomics), and the upstream address set read from the load balancer at
-//! scrape time.
+//! scrape time. Their names and meanings are tabled in the proxy's README,
+//! from which infra ships them.
 
 use std::sync::OnceLock;
 
@@ -33,6 +34,16 @@ pub struct Metrics {
     pub ssm_refresh_failures: IntCounter,
     /// Requests being proxied right now (from their head to their end).
     pub in_flight: IntGauge,
+    /// Upstream connections a request went out on, opened for it.
+    pub upstream_opened: IntCounter,
+    /// Upstream connections a request went out on, reused from the pool.
+    pub upstream_reused: IntCounter,
+    /// Client connections cut because a request head took too long.
+    pub request_head_timeouts: IntCounter,
+    /// Responses that ended a kept connection: `downstream_max_requests` reached.
+    pub closes_max_requests: IntCounter,
+    /// Responses that ended a kept connection: the process is stopping.
+    pub closes_shutdown: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +105,27 @@ impl Metrics {
         .expect("static metric");
         let in_flight = IntGauge::new("requests_in_flight", "Requests being proxied right now")
             .expect("static metric");
+        let upstream_connections = IntCounterVec::new(
+            Opts::new(
+                "upstream_connections_total",
+                "Upstream connections requests went out on: opened (reused=false) or from the pool",
+            ),
+            &["reused"],
+        )
+        .expect("static metric");
+        let request_head_timeouts = IntCounter::new(
+            "request_head_timeouts_total",
+            "Client connections cut: a request head not complete within request_header_timeout_secs",
+        )
+        .expect("static metric");
+        let keepalive_closes = IntCounterVec::new(
+            Opts::new(
+                "keepalive_closes_total",
+                "Responses that said Connection: close to end a kept client connection, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("static metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_errors.clone()),
@@ -104,6 +136,9 @@ impl Metrics {
             Box::new(dns_refresh_failures.clone()),
             Box::new(ssm_refresh_failures.clone()),
             Box::new(in_flight.clone()),
+            Box::new(upstream_connections.clone()),
+            Box::new(request_head_timeouts.clone()),
+            Box::new(keepalive_closes.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -128,6 +163,11 @@ impl Metrics {
             dns_refresh_failures,
             ssm_refresh_failures,
             in_flight,
+            upstream_opened: upstream_connections.with_label_values(&["false"]),
+            upstream_reused: upstream_connections.with_label_values(&["true"]),
+            request_head_timeouts,
+            closes_max_requests: keepalive_closes.with_label_values(&["max_requests"]),
+            closes_shutdown: keepalive_closes.with_label_values(&["shutdown"]),
         }
     }
 
@@ -157,5 +197,27 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_counters_are_exported_with_their_labels_from_the_start() {
+        let m = Metrics::new();
+        m.upstream_reused.inc();
+        m.closes_shutdown.inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        for line in [
+            "planb_proxy_upstream_connections_total{reused=\"false\"} 0",
+            "planb_proxy_upstream_connections_total{reused=\"true\"} 1",
+            "planb_proxy_request_head_timeouts_total 0",
+            "planb_proxy_keepalive_closes_total{reason=\"max_requests\"} 0",
+            "planb_proxy_keepalive_closes_total{reason=\"shutdown\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
     }
 }

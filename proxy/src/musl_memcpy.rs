@@ -1,10 +1,9 @@
 //! `memcpy` and `memmove` for the static x86_64 musl build.
 //!
 //! musl's x86_64 `memcpy` is one `rep movsq` with byte `movsb`s on either side,
-//! at any size; a proxied request makes ~110 copies, most of them a few dozen
-//! bytes (header names and values, buffers), where each microcoded string
-//! instruction costs tens of cycles: ~0.9 µs a request more user time than
-//! glibc's vector moves (`scripts/cpu-per-request.py`, same instructions path).
+//! at any size; a proxied request makes about a hundred copies, most of them a
+//! few dozen bytes (header names and values, buffers), where each microcoded
+//! string instruction costs tens of cycles, far more than a few vector moves.
 //! These two replace musl's in that build only (the linker takes the first
 //! definition and never pulls musl's `memcpy.o`; `memmove` must go too, as
 //! musl's jumps into `memcpy.o`). glibc builds and aarch64 (whose musl copy is

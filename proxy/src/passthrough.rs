@@ -16,6 +16,8 @@
 //! (A `Connection` naming `Host` or `X-Forwarded-*` Pingora answers with 400.)
 
 use std::net::SocketAddr;
+use std::os::unix::io::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::Backend;
 use pingora::modules::http::HttpModules;
+use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -55,6 +58,9 @@ pub struct Passthrough {
     pub metrics: Arc<Metrics>,
     /// Whether each request gets an access log line.
     pub access_log: bool,
+    /// Set once the process stops serving (SIGTERM, or a reload's SIGQUIT):
+    /// from then on Pingora answers every request with `Connection: close`.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// Per-request state.
@@ -105,6 +111,16 @@ impl Passthrough {
             .find(|b| backends.ready(b))
             .or_else(|| in_turn().find(other))
             .and_then(inet)
+    }
+
+    /// Counts a response that ended its kept connection, by why: the
+    /// connection's last allowed request, or the process stopping.
+    fn count_keepalive_close(&self, session: &Session) {
+        if session.get_keepalive_reuses_remaining() == Some(0) {
+            self.metrics.closes_max_requests.inc();
+        } else if session.get_keepalive().is_none() && self.stopping.load(Ordering::Relaxed) {
+            self.metrics.closes_shutdown.inc();
+        }
     }
 
     fn has_other_than(&self, addr: SocketAddr) -> bool {
@@ -214,7 +230,7 @@ impl ProxyHttp for Passthrough {
     /// address appended to `X-Forwarded-For` (one field, like Nginx's
     /// `$proxy_add_x_forwarded_for`). Appended to the request as read, not
     /// to the copy Pingora sends upstream: the copy's two header maps are
-    /// cloned full, so one more header regrows both (a third of the insert).
+    /// cloned full, so one more header there regrows both.
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<bool> {
         let req = session.req_header();
         if req.uri.path() == "/healthz" && req.method == http::Method::GET {
@@ -253,6 +269,24 @@ impl ProxyHttp for Passthrough {
         o.write_timeout = Some(self.timeouts.read);
         o.idle_timeout = Some(self.timeouts.idle);
         Ok(Box::new(peer))
+    }
+
+    /// Counts the upstream connection as opened or reused.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: RawFd,
+        _digest: Option<&Digest>,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if reused {
+            self.metrics.upstream_reused.inc();
+        } else {
+            self.metrics.upstream_opened.inc();
+        }
+        Ok(())
     }
 
     /// Puts back the identity headers a `Connection` header nominated.
@@ -334,6 +368,9 @@ impl ProxyHttp for Passthrough {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         self.metrics.count_request(status);
+        if e.is_none() {
+            self.count_keepalive_close(session);
+        }
         if !self.access_log {
             return;
         }

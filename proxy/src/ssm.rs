@@ -1,6 +1,7 @@
 //! The upstream's name from SSM Parameter Store: read at start with bounded
 //! retries, then re-read every `ssm_refresh_secs` so a replaced ALB2 is
-//! followed without a restart (a failed re-read keeps the current name).
+//! followed without a restart (a failed re-read, or a value that is not a
+//! host, keeps the current name).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,7 +80,8 @@ pub async fn read_at_startup(name: &str, budget: Duration) -> Result<String, Str
 }
 
 /// Re-reads the parameter every `every`, forever: a new value replaces the
-/// target (discovery resolves it on its next run); a failed read keeps it.
+/// target (discovery resolves it on its next run); a failed read, or a value
+/// that is not a host name or an IP address, keeps it.
 pub async fn refresh(
     parameter: &str,
     default_port: u16,
@@ -92,13 +94,18 @@ pub async fn refresh(
     loop {
         tokio::time::sleep(every).await;
         match get(&client, parameter).await {
-            Ok(value) => {
-                let new = Target::from_value(&value, default_port);
-                if **target.load() != new {
-                    tracing::info!(parameter, upstream = %new, "upstream name changed");
-                    target.store(Arc::new(new));
+            Ok(value) => match Target::from_value(&value, default_port) {
+                Ok(new) => {
+                    if **target.load() != new {
+                        tracing::info!(parameter, upstream = %new, "upstream name changed");
+                        target.store(Arc::new(new));
+                    }
                 }
-            }
+                Err(e) => {
+                    metrics.ssm_refresh_failures.inc();
+                    tracing::warn!(parameter, error = %e, "SSM value refused; keeping the current upstream name");
+                }
+            },
             Err(e) => {
                 metrics.ssm_refresh_failures.inc();
                 tracing::warn!(parameter, error = %e, "SSM re-read failed; keeping the current upstream name");

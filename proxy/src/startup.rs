@@ -42,7 +42,8 @@ impl Startup {
         let target = match &u.source {
             Source::Ssm { parameter } => {
                 let value = ssm::read_at_startup(parameter, u.startup_timeout).await?;
-                let t = Target::from_value(&value, u.port);
+                let t = Target::from_value(&value, u.port)
+                    .map_err(|e| format!("SSM parameter {parameter}: {e}"))?;
                 tracing::info!(parameter = %parameter, upstream = %t, "upstream name read from SSM");
                 t
             }

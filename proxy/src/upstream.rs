@@ -24,15 +24,19 @@ pub struct Target {
 
 impl Target {
     /// `value` as `host:port`, or as a bare `host` with `default_port`
-    /// (an SSM parameter usually holds ALB2's bare DNS name).
-    pub fn from_value(value: &str, default_port: u16) -> Target {
-        match split_host_port(value) {
-            Some((host, port)) => Target { host, port },
-            None => Target {
-                host: value.to_string(),
-                port: default_port,
-            },
+    /// (an SSM parameter usually holds ALB2's bare DNS name). The host is
+    /// checked as `upstream.address`'s is: a DNS name or an IP literal.
+    pub fn from_value(value: &str, default_port: u16) -> Result<Target, String> {
+        let (host, port) = match split_host_port(value) {
+            Some((host, port)) => (host, port),
+            None => (value.to_string(), default_port),
+        };
+        if !valid_host(&host) {
+            return Err(format!(
+                "{value:?} is not a host name or an IP address (optionally with \":port\")"
+            ));
         }
+        Ok(Target { host, port })
     }
 }
 
@@ -72,6 +76,8 @@ pub fn valid_host(host: &str) -> bool {
         && host.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
@@ -98,18 +104,42 @@ mod tests {
     fn parameter_values_become_targets() {
         assert_eq!(
             Target::from_value("internal-alb2-1.ap-northeast-1.elb.amazonaws.com", 80),
-            Target {
+            Ok(Target {
                 host: "internal-alb2-1.ap-northeast-1.elb.amazonaws.com".into(),
                 port: 80
-            }
+            })
         );
         assert_eq!(
             Target::from_value("127.0.0.2:8080", 80),
-            Target {
+            Ok(Target {
                 host: "127.0.0.2".into(),
                 port: 8080
-            }
+            })
         );
-        assert_eq!(Target::from_value("[::1]:81", 80).to_string(), "[::1]:81");
+        assert_eq!(
+            Target::from_value("[::1]:81", 80).unwrap().to_string(),
+            "[::1]:81"
+        );
+        assert_eq!(
+            Target::from_value("::1", 80).unwrap().to_string(),
+            "[::1]:80"
+        );
+    }
+
+    #[test]
+    fn parameter_values_that_are_no_host_are_refused() {
+        for bad in [
+            "not a host",
+            "http://alb2.example.com",
+            "alb2.example.com/path",
+            "alb2..example.com",
+            "alb2.example.com:0",
+            "alb2.example.com:http",
+            "-",
+            "a.b:80:80",
+        ] {
+            let e = Target::from_value(bad, 80).expect_err(bad);
+            assert!(e.contains("not a host name"), "{bad}: {e}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Client connections through the real binary: an idle keep-alive
 //! connection is closed after `downstream_keepalive_secs`, and a request head
 //! that does not arrive within `request_header_timeout_secs` is cut — both on
-//! the first request of a connection and on later ones.
+//! the first request of a connection and on later ones — and a connection
+//! ends after `downstream_max_requests` requests.
 
 mod common;
 
@@ -92,6 +93,15 @@ fn a_request_head_that_takes_too_long_is_cut() {
         cut >= Duration::from_millis(800) && cut < Duration::from_secs(3),
         "cut after {cut:?}"
     );
+    assert_eq!(metric(&conf, "planb_proxy_request_head_timeouts_total"), 2);
+}
+
+/// A metric's value from the admin listener's `/metrics` (a name with its labels).
+fn metric(conf: &ProxyConf, name: &str) -> u64 {
+    let text = String::from_utf8(get(conf.admin, "/metrics", &[]).unwrap().body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 #[test]
@@ -119,4 +129,51 @@ fn only_the_head_is_timed_not_a_slow_body_or_a_slow_answer() {
     let r = read_response(&mut s).expect("the slow upstream's answer");
     assert_eq!(r.status, 200);
     request_on(&mut s);
+}
+
+#[test]
+fn a_connection_ends_after_downstream_max_requests() {
+    let (_up, conf, _proxy) = proxy_with("maxreq", "  downstream_max_requests: 3\n");
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(conf.listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for n in 1..=3 {
+            s.write_all(KEEPALIVE_REQUEST).unwrap();
+            let r = read_response(&mut s).expect("a response within the limit");
+            assert_eq!(r.status, 200);
+            let want = if n < 3 { "keep-alive" } else { "close" };
+            assert_eq!(r.header("connection"), Some(want), "request {n}");
+        }
+        // The third response closed the connection.
+        let closed = time_until_closed(&mut s, Duration::from_secs(5));
+        assert!(closed < Duration::from_secs(1), "closed after {closed:?}");
+    }
+    let closes = r#"planb_proxy_keepalive_closes_total{reason="max_requests"}"#;
+    assert_eq!(metric(&conf, closes), 2);
+    assert_eq!(
+        metric(
+            &conf,
+            r#"planb_proxy_keepalive_closes_total{reason="shutdown"}"#
+        ),
+        0
+    );
+    // One request per connection with a limit of 1.
+    let (_up, conf, _proxy) = proxy_with("maxreq1", "  downstream_max_requests: 1\n");
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    s.write_all(KEEPALIVE_REQUEST).unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+}
+
+#[test]
+fn the_default_keeps_a_connection_for_a_thousand_requests() {
+    let (_up, conf, _proxy) = proxy_with("maxreq-default", "");
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for n in 1..=1000 {
+        s.write_all(KEEPALIVE_REQUEST).unwrap();
+        let r = read_response(&mut s).expect("a response within the limit");
+        let want = if n < 1000 { "keep-alive" } else { "close" };
+        assert_eq!(r.header("connection"), Some(want), "request {n}");
+    }
 }

@@ -427,3 +427,26 @@ fn admin_and_listener_healthz_and_metrics() {
         assert!(text.contains(&needle), "missing {needle} in\n{text}");
     }
 }
+
+#[test]
+fn upstream_connections_opened_and_reused_are_counted() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "upconns", "");
+    // Requests one after another on one client connection: one thread, one
+    // pool, so the first opens the upstream connection and the rest reuse it.
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..5 {
+        s.write_all(b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s).unwrap().status, 200);
+    }
+    let text = String::from_utf8(get(conf.admin, "/metrics", &[]).unwrap().body).unwrap();
+    let value = |reused: &str| -> u64 {
+        let key = format!("planb_proxy_upstream_connections_total{{reused=\"{reused}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+    };
+    assert_eq!(value("false"), 1, "{text}");
+    assert_eq!(value("true"), 4, "{text}");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -134,6 +134,92 @@ fn a_missing_parameter_is_one_clear_line_and_a_non_zero_exit() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     // It retried with backoff before giving up.
     assert!(stderr.contains("retrying"), "{stderr}");
+}
+
+/// The proxy run once on `conf`, to its exit: (status, stderr).
+fn run_to_exit(conf: &ProxyConf, env: &[(&'static str, String)]) -> (ExitStatus, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("-c").arg(conf.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_ssm_value_that_is_no_host_is_one_clear_line_at_start() {
+    let moto = testkit::Moto::start();
+    moto.put_parameter("/planb/test/alb2-bad", "http://alb2.example.com/");
+    let conf = ProxyConf::new(
+        "ssmbad",
+        "ssm_parameter: /planb/test/alb2-bad\nstartup_timeout_secs: 10",
+    );
+    conf.write();
+    let (status, stderr) = run_to_exit(&conf, &aws_env(&moto));
+    assert!(!status.success(), "exited 0:\n{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("planb-proxy: SSM parameter /planb/test/alb2-bad: "),
+        "{stderr}"
+    );
+    assert!(last.contains("\"http://alb2.example.com/\""), "{stderr}");
+    assert!(last.contains("not a host name"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_ssm_value_that_is_no_host_at_a_refresh_is_refused_and_the_name_kept() {
+    let moto = testkit::Moto::start();
+    let (a, b) = pair_on_one_port();
+    let port = a.local_addr().unwrap().port();
+    let _two = Upstream::serve(a, "two");
+    let _three = Upstream::serve(b, "three");
+    let name = "/planb/test/alb2-refresh";
+    moto.put_parameter(name, "127.0.0.2");
+    let conf = ProxyConf::new(
+        "ssmrefresh",
+        &format!("ssm_parameter: {name}\nport: {port}\nssm_refresh_secs: 1\ndns_refresh_secs: 1"),
+    );
+    let env = aws_env(&moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _proxy = conf.start(&env);
+    assert_eq!(who(conf.listen), "two");
+
+    moto.put_parameter(name, "alb2 example com");
+    assert!(
+        eventually(Duration::from_secs(10), || conf
+            .log_text()
+            .contains("SSM value refused; keeping the current upstream name")),
+        "the bad value was not refused:\n{}",
+        conf.log_text()
+    );
+    assert!(conf.log_text().contains("alb2 example com"));
+    for _ in 0..3 {
+        assert_eq!(who(conf.listen), "two");
+    }
+    let m = metrics(&conf);
+    assert!(
+        m.contains(&format!(
+            "planb_proxy_upstream_name{{name=\"127.0.0.2:{port}\"}} 1"
+        )),
+        "{m}"
+    );
+    assert!(
+        !m.contains("planb_proxy_ssm_refresh_failures_total 0"),
+        "{m}"
+    );
+
+    // A good value after the bad one is followed as usual.
+    moto.put_parameter(name, "127.0.0.3");
+    assert!(
+        eventually(Duration::from_secs(10), || who(conf.listen) == "three"),
+        "the good value after a bad one was not followed:\n{}",
+        conf.log_text()
+    );
 }
 
 #[test]
