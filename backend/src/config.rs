@@ -7,36 +7,46 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The usage text `--help` prints: every variable, its meaning and default.
-pub const USAGE: &str = "\
-planb-backend: verifies Cognito access tokens and serves the Plan B API.
+/// The README whose configuration table `--help` prints: one source for the variables.
+const README: &str = include_str!("../README.md");
 
-Usage: planb-backend            (configured by environment variables)
-       planb-backend --help
+/// The usage text `--help` prints: the routes, and every variable with its
+/// meaning and default, taken from the configuration table of `backend/README.md`.
+pub fn usage() -> String {
+    let mut out = String::from(
+        "planb-backend: verifies Cognito access tokens and serves the Plan B API.\n\n\
+         Usage: planb-backend            (configured by environment variables)\n       \
+         planb-backend --help\n\nEnvironment (variable: meaning [default]):\n",
+    );
+    for (name, meaning, default) in env_table() {
+        out.push_str(&format!("  {name}: {meaning} [{default}]\n"));
+    }
+    out.push_str("\nRoutes and metrics: see backend/README.md.\n");
+    out
+}
 
-Environment:
-  COGNITO_USER_POOL_ID  user pool id, REGION_xxxx                         (required)
-  COGNITO_REGION        the pool's region, e.g. eu-west-1                  (required)
-  COGNITO_APP_CLIENT_ID allowed app client id(s), comma separated          (required)
-  COGNITO_JWKS_URL      JWKS URL override (local stacks)   (default {issuer}/.well-known/jwks.json)
-  LISTEN_ADDR           host:port to listen on                     (default 0.0.0.0:8080)
-  ALB_ARN               when set, x-amzn-oidc-data is required and its signer must equal it
-  ALB_PUBLIC_KEY_URL    ALB public key base URL (default https://public-keys.auth.elb.{ARN region}.amazonaws.com)
-  TOKEN_CACHE_SIZE      verified tokens kept in memory, 0 turns the cache off (default 100000)
-  TOKEN_CACHE_BYTES     memory the verified-token cache may use, bytes     (default 33554432)
-  MAX_CONNECTIONS       connections served at once; more wait to be accepted (default 10000)
-  JWT_LEEWAY_SECS       clock skew allowed for exp/nbf, seconds                (default 0)
-  ADMIN_GROUP           Cognito group GET /api/admin requires             (default admins)
-  PROFILE_SCOPE         OAuth scope GET /api/profile requires (default aws.cognito.signin.user.admin)
-  NOTES_TABLE           DynamoDB table for /api/notes (key owner S, note_id S); unset: 404 not_configured
-  NOTES_CURSOR_KEY      HMAC key for list cursors, 32+ characters    (default: random per process)
-  AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, credentials: the standard AWS chain (notes only)
-  RUST_LOG              tracing filter                                       (default info)
-  LOG_FORMAT            json or text                                         (default json)
-
-Routes: GET /health, /ready, /api/me, /api/admin, /api/profile, /metrics;
-        GET /api/notes, GET|PUT|DELETE /api/notes/{id} (with NOTES_TABLE).
-";
+/// The rows of the README's configuration table, markdown backticks removed.
+pub fn env_table() -> Vec<(String, String, String)> {
+    let section = README
+        .split("\n## ")
+        .find(|s| s.starts_with("Configuration"))
+        .unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| {
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().replace('`', ""))
+                .collect();
+            match <[String; 3]>::try_from(cells) {
+                Ok([n, m, d]) => Some((n, m, d)),
+                Err(_) => None,
+            }
+        })
+        .collect()
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +100,22 @@ pub struct Config {
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `NOTES_TABLE` and friends; `None` turns the notes API off.
-    pub notes: Option<crate::notes::config::NotesConfig>,
+    pub notes: Option<NotesConfig>,
+    /// `COGNITO_DOMAIN` and `LOGOUT_REDIRECT_URL`; `None` unless both are set.
+    pub logout: Option<LogoutConfig>,
+    /// `CORS_ALLOWED_ORIGINS`: other origins a browser may call the API from
+    /// (empty: same origin only).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Where `GET /logout` sends the browser once the ALB session cookies are expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutConfig {
+    /// `COGNITO_DOMAIN`: the hosted UI's base URL, e.g. `https://planb.auth.eu-west-1.amazoncognito.com`.
+    pub cognito_domain: String,
+    /// `LOGOUT_REDIRECT_URL`: where Cognito sends the browser after signing out
+    /// (one of the app client's sign-out URLs).
+    pub redirect_url: String,
 }
 
 /// A missing or malformed variable: `Display` is the one line `main` prints.
@@ -171,7 +196,24 @@ impl Config {
             "text" => LogFormat::Text,
             _ => return Err(bad("LOG_FORMAT", "must be json or text")),
         };
-        let notes = crate::notes::config::NotesConfig::from_lookup(&get, &region)?;
+        let notes = NotesConfig::from_lookup(&get, &region)?;
+        let logout = match (get("COGNITO_DOMAIN"), get("LOGOUT_REDIRECT_URL")) {
+            (Some(domain), Some(redirect)) => Some(LogoutConfig {
+                cognito_domain: http_url("COGNITO_DOMAIN", domain)?,
+                redirect_url: http_url("LOGOUT_REDIRECT_URL", redirect)?,
+            }),
+            (Some(_), None) => {
+                return Err(bad("LOGOUT_REDIRECT_URL", "required with COGNITO_DOMAIN"))
+            }
+            (None, Some(_)) => {
+                return Err(bad("COGNITO_DOMAIN", "required with LOGOUT_REDIRECT_URL"))
+            }
+            (None, None) => None,
+        };
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            Some(raw) => parse_origins(&raw)?,
+            None => Vec::new(),
+        };
         Ok(Config {
             pool_id,
             region,
@@ -190,6 +232,8 @@ impl Config {
             log_filter: get("RUST_LOG").unwrap_or_else(|| "info".into()),
             log_format,
             notes,
+            logout,
+            cors_allowed_origins,
         })
     }
 }
@@ -248,6 +292,27 @@ fn parse_client_ids(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(ids)
 }
 
+/// `scheme://host[:port]` origins, comma separated, exactly as a browser sends `Origin`.
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    raw.split(',')
+        .map(|o| {
+            let o = o.trim();
+            let rest = o
+                .strip_prefix("https://")
+                .or_else(|| o.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => {
+                    Ok(o.to_string())
+                }
+                _ => Err(bad(
+                    "CORS_ALLOWED_ORIGINS",
+                    "must be comma-separated origins such as https://app.example.com (no path, no wildcard)",
+                )),
+            }
+        })
+        .collect()
+}
+
 fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/').to_string();
     if url.starts_with("https://") || url.starts_with("http://") {
@@ -288,6 +353,79 @@ fn alb_config(arn: String, key_url: Option<String>) -> Result<AlbConfig, ConfigE
         }
     };
     Ok(AlbConfig { arn, key_url })
+}
+
+/// Shortest accepted `NOTES_CURSOR_KEY`: 32 characters, e.g. 16 random bytes in hex.
+pub const MIN_CURSOR_KEY_LEN: usize = 32;
+
+/// The notes API's settings; present only when `NOTES_TABLE` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotesConfig {
+    /// `NOTES_TABLE`: partition key `owner` (S), sort key `note_id` (S).
+    pub table: String,
+    /// `NOTES_CURSOR_KEY`: the HMAC key list cursors are signed with; `None`
+    /// means a random key per process (cursors only valid on that process).
+    pub cursor_key: Option<Vec<u8>>,
+    /// The table's region: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the
+    /// pool's. Set here so the SDK never asks the instance metadata service.
+    pub region: String,
+}
+
+/// The key stays out of logs and panics.
+impl fmt::Debug for NotesConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotesConfig")
+            .field("table", &self.table)
+            .field("cursor_key", &self.cursor_key.as_ref().map(|_| "<set>"))
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl NotesConfig {
+    /// Reads the notes variables through `get` (empty values already count as
+    /// unset); `None` when `NOTES_TABLE` is unset. `pool_region` is the fallback region.
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        pool_region: &str,
+    ) -> Result<Option<NotesConfig>, ConfigError> {
+        let Some(table) = get("NOTES_TABLE").map(|t| t.trim().to_string()) else {
+            return Ok(None);
+        };
+        if !valid_table_name(&table) {
+            return Err(ConfigError {
+                var: "NOTES_TABLE",
+                problem: "must be a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ - .".into(),
+            });
+        }
+        let cursor_key = match get("NOTES_CURSOR_KEY") {
+            Some(k) if k.len() < MIN_CURSOR_KEY_LEN => {
+                return Err(ConfigError {
+                    var: "NOTES_CURSOR_KEY",
+                    problem: format!("must be at least {MIN_CURSOR_KEY_LEN} characters of secret"),
+                })
+            }
+            Some(k) => Some(k.into_bytes()),
+            None => None,
+        };
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .map(|r| r.trim().to_string())
+            .unwrap_or_else(|| pool_region.to_string());
+        Ok(Some(NotesConfig {
+            table,
+            cursor_key,
+            region,
+        }))
+    }
+}
+
+/// DynamoDB's rule for table names.
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]
@@ -388,6 +526,111 @@ mod tests {
     }
 
     #[test]
+    fn logout_needs_both_variables_and_cors_takes_origins() {
+        assert_eq!(with(&[]).unwrap().logout, None);
+        let c = with(&[
+            (
+                "COGNITO_DOMAIN",
+                "https://planb.auth.eu-west-1.amazoncognito.com/",
+            ),
+            ("LOGOUT_REDIRECT_URL", "https://app.example.com/"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example.com, http://127.0.0.1:3000",
+            ),
+        ])
+        .unwrap();
+        let logout = c.logout.unwrap();
+        assert_eq!(
+            logout.cognito_domain,
+            "https://planb.auth.eu-west-1.amazoncognito.com"
+        );
+        assert_eq!(logout.redirect_url, "https://app.example.com");
+        assert_eq!(
+            c.cors_allowed_origins,
+            ["https://a.example.com", "http://127.0.0.1:3000"]
+        );
+        for (pairs, var) in [
+            (
+                vec![("COGNITO_DOMAIN", "https://x.example")],
+                "LOGOUT_REDIRECT_URL",
+            ),
+            (
+                vec![("LOGOUT_REDIRECT_URL", "https://x.example")],
+                "COGNITO_DOMAIN",
+            ),
+            (
+                vec![
+                    ("COGNITO_DOMAIN", "x.example"),
+                    ("LOGOUT_REDIRECT_URL", "https://y"),
+                ],
+                "COGNITO_DOMAIN",
+            ),
+            (vec![("CORS_ALLOWED_ORIGINS", "*")], "CORS_ALLOWED_ORIGINS"),
+            (
+                vec![("CORS_ALLOWED_ORIGINS", "https://a.example/path")],
+                "CORS_ALLOWED_ORIGINS",
+            ),
+        ] {
+            assert_eq!(with(&pairs).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn the_readme_table_lists_exactly_the_variables_read() {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/p/1";
+        let set: HashMap<&str, &str> = BASE
+            .iter()
+            .copied()
+            .chain([
+                ("ALB_ARN", arn),
+                ("NOTES_TABLE", "notes"),
+                ("COGNITO_DOMAIN", "https://d.example"),
+                ("LOGOUT_REDIRECT_URL", "https://r.example"),
+            ])
+            .collect();
+        Config::from_lookup(|k| {
+            read.borrow_mut().insert(k.to_string());
+            set.get(k).map(|v| v.to_string())
+        })
+        .unwrap();
+        let mut table = std::collections::BTreeSet::new();
+        for (names, meaning, default) in env_table() {
+            assert!(!meaning.is_empty() && !default.is_empty(), "{names}");
+            table.extend(
+                names
+                    .split(", ")
+                    .filter(|n| !n.contains(' '))
+                    .map(String::from),
+            );
+        }
+        // AWS_DEFAULT_REGION is the SDK chain's fallback, documented with AWS_REGION's row.
+        table.insert("AWS_DEFAULT_REGION".into());
+        let read = read.into_inner();
+        let missing: Vec<_> = read.difference(&table).collect();
+        let extra: Vec<_> = table
+            .difference(&read)
+            .filter(|n| !n.starts_with("AWS_") && n.as_str() != "credentials")
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "read but not in backend/README.md: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "in backend/README.md but never read: {extra:?}"
+        );
+        let help = usage();
+        for (name, _, default) in env_table() {
+            assert!(
+                help.contains(&format!("  {name}: ")) && help.contains(&default),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn jwks_override_and_text_logs() {
         let c = with(&[
             (
@@ -404,5 +647,45 @@ mod tests {
         );
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.token_cache_size, 0);
+    }
+
+    fn read_notes(pairs: &[(&str, &str)]) -> Result<Option<NotesConfig>, ConfigError> {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        NotesConfig::from_lookup(&|k| map.get(k).map(|v| v.to_string()), "eu-west-1")
+    }
+
+    #[test]
+    fn unset_table_means_no_notes() {
+        assert_eq!(read_notes(&[("NOTES_CURSOR_KEY", "x")]).unwrap(), None);
+    }
+
+    #[test]
+    fn table_key_and_region() {
+        let key = "k".repeat(MIN_CURSOR_KEY_LEN);
+        let c = read_notes(&[("NOTES_TABLE", "planb-notes"), ("NOTES_CURSOR_KEY", &key)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.table, "planb-notes");
+        assert_eq!(c.cursor_key.as_deref(), Some(key.as_bytes()));
+        assert_eq!(c.region, "eu-west-1", "the pool's region is the fallback");
+        assert!(!format!("{c:?}").contains(&key), "Debug hides the key");
+        let c = read_notes(&[("NOTES_TABLE", "t.1"), ("AWS_REGION", "us-east-2")])
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.region.as_str(), c.cursor_key), ("us-east-2", None));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (pairs, var) in [
+            (vec![("NOTES_TABLE", "ab")], "NOTES_TABLE"),
+            (vec![("NOTES_TABLE", "a b c")], "NOTES_TABLE"),
+            (
+                vec![("NOTES_TABLE", "notes"), ("NOTES_CURSOR_KEY", "short")],
+                "NOTES_CURSOR_KEY",
+            ),
+        ] {
+            assert_eq!(read_notes(&pairs).unwrap_err().var, var);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use planb_backend::config::{Config, USAGE};
+use planb_backend::config::{usage, Config};
 use planb_backend::{logging, server};
 
 fn main() -> ExitCode {
@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None => {}
         Some("-h" | "--help") => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Some(other) => {

@@ -1,79 +1,162 @@
-//! Prometheus counters, rendered as text on `GET /metrics`.
+//! Every counter the backend exports, in one Prometheus registry rendered by
+//! one writer (the `prometheus` crate's text encoder) on `GET /metrics`.
 //!
-//! Every label set is known in advance (routes, status codes, rejection
-//! reasons), so the counters are fixed arrays of atomics: the hot path is one
-//! relaxed `fetch_add`, no map lookup and no lock.
+//! Label values are chosen by the code (route patterns, status codes,
+//! rejection codes, fixed operation names), never taken from a request, so
+//! the series stay few. The ones dashboards rely on exist from the start at 0.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::error::Rejection;
-use crate::route::Route;
 
-/// Status codes the server answers with, in counter order.
-const STATUSES: [u16; 6] = [200, 401, 403, 404, 405, 503];
-
-/// All the counters.
+/// Every metric the backend exports.
 pub struct Metrics {
-    requests: [[AtomicU64; STATUSES.len()]; Route::ALL.len()],
-    failures: [AtomicU64; Rejection::VERIFICATION.len()],
-    jwks_fetches: [AtomicU64; 2],
-    jwks_penalty: AtomicU64,
-    alb_key_fetches: [AtomicU64; 2],
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
-    connections_open: AtomicU64,
-    connection_waits: AtomicU64,
+    registry: Registry,
+    requests: IntCounterVec,
+    failures: IntCounterVec,
+    jwks_fetches: IntCounterVec,
+    jwks_penalty: IntCounter,
+    alb_key_fetches: IntCounterVec,
+    cache_hits: IntCounter,
+    cache_misses: IntCounter,
+    cache_entries: IntGauge,
+    connections_open: IntGauge,
+    connection_waits: IntCounter,
+    dynamodb_calls: IntCounterVec,
+}
+
+/// The metric names and help texts, also the README's metrics table.
+pub const METRICS: [(&str, &str); 11] = [
+    (
+        "planb_requests_total",
+        "Requests answered, by route pattern and status.",
+    ),
+    (
+        "planb_verification_failures_total",
+        "Requests refused by token verification, by reason.",
+    ),
+    ("planb_jwks_fetches_total", "JWKS fetches, by result."),
+    (
+        "planb_jwks_penalty_box_total",
+        "Unknown kids refused without a fetch (penalty box).",
+    ),
+    (
+        "planb_alb_key_fetches_total",
+        "ALB public key fetches, by result.",
+    ),
+    ("planb_token_cache_hits_total", "Verified-token cache hits."),
+    (
+        "planb_token_cache_misses_total",
+        "Verified-token cache misses.",
+    ),
+    ("planb_token_cache_entries", "Verified tokens held."),
+    ("planb_connections_open", "Connections being served."),
+    (
+        "planb_connection_waits_total",
+        "Times the accept loop waited because MAX_CONNECTIONS were open.",
+    ),
+    (
+        "planb_dynamodb_calls_total",
+        "DynamoDB calls of the notes API, by operation and result.",
+    ),
+];
+
+fn opts(name: &str) -> Opts {
+    let help = METRICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, h)| *h);
+    Opts::new(name, help)
+}
+
+fn counter(registry: &Registry, name: &str) -> IntCounter {
+    let c = IntCounter::with_opts(opts(name)).expect("static metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str) -> IntGauge {
+    let g = IntGauge::with_opts(opts(name)).expect("static metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric names are unique");
+    g
+}
+
+fn counter_vec(registry: &Registry, name: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(opts(name), labels).expect("static metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn result(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "error"
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            failures: std::array::from_fn(|_| AtomicU64::new(0)),
-            jwks_fetches: Default::default(),
-            jwks_penalty: AtomicU64::new(0),
-            alb_key_fetches: Default::default(),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
-            connections_open: AtomicU64::new(0),
-            connection_waits: AtomicU64::new(0),
+        let registry = Registry::new();
+        let m = Metrics {
+            requests: counter_vec(&registry, "planb_requests_total", &["route", "status"]),
+            failures: counter_vec(&registry, "planb_verification_failures_total", &["reason"]),
+            jwks_fetches: counter_vec(&registry, "planb_jwks_fetches_total", &["result"]),
+            jwks_penalty: counter(&registry, "planb_jwks_penalty_box_total"),
+            alb_key_fetches: counter_vec(&registry, "planb_alb_key_fetches_total", &["result"]),
+            cache_hits: counter(&registry, "planb_token_cache_hits_total"),
+            cache_misses: counter(&registry, "planb_token_cache_misses_total"),
+            cache_entries: gauge(&registry, "planb_token_cache_entries"),
+            connections_open: gauge(&registry, "planb_connections_open"),
+            connection_waits: counter(&registry, "planb_connection_waits_total"),
+            dynamodb_calls: counter_vec(&registry, "planb_dynamodb_calls_total", &["op", "result"]),
+            registry,
+        };
+        for why in Rejection::verification() {
+            m.failures.with_label_values(&[why.code()]);
         }
+        for ok in [true, false] {
+            m.jwks_fetches.with_label_values(&[result(ok)]);
+            m.alb_key_fetches.with_label_values(&[result(ok)]);
+        }
+        m
     }
-}
-
-fn outcome(ok: bool) -> usize {
-    usize::from(!ok)
 }
 
 impl Metrics {
-    /// Counts one answered request.
-    pub fn request(&self, route: Route, status: u16) {
-        if let Some(s) = STATUSES.iter().position(|&x| x == status) {
-            self.requests[route as usize][s].fetch_add(1, Relaxed);
-        }
+    /// Counts one answered request; `route` is the route table's pattern.
+    pub fn request(&self, route: &str, status: u16) {
+        let buf = itoa_status(status);
+        let status = std::str::from_utf8(&buf).unwrap_or("0");
+        self.requests.with_label_values(&[route, status]).inc();
     }
 
-    /// Counts one verification failure by reason.
+    /// Counts one verification failure by reason (a guard's 403 is not one).
     pub fn failure(&self, why: Rejection) {
-        if let Some(i) = why.verification_index() {
-            self.failures[i].fetch_add(1, Relaxed);
+        if why.is_verification() {
+            self.failures.with_label_values(&[why.code()]).inc();
         }
     }
 
     /// Counts one JWKS fetch.
     pub fn jwks_fetch(&self, ok: bool) {
-        self.jwks_fetches[outcome(ok)].fetch_add(1, Relaxed);
+        self.jwks_fetches.with_label_values(&[result(ok)]).inc();
     }
 
     /// Counts one unknown `kid` refused without a fetch because of the penalty box.
     pub fn jwks_penalty_box(&self) {
-        self.jwks_penalty.fetch_add(1, Relaxed);
+        self.jwks_penalty.inc();
     }
 
     /// Counts one ALB public key fetch.
     pub fn alb_key_fetch(&self, ok: bool) {
-        self.alb_key_fetches[outcome(ok)].fetch_add(1, Relaxed);
+        self.alb_key_fetches.with_label_values(&[result(ok)]).inc();
     }
 
     /// Counts one verified-token cache lookup.
@@ -83,116 +166,61 @@ impl Metrics {
         } else {
             &self.cache_misses
         }
-        .fetch_add(1, Relaxed);
+        .inc();
     }
 
     /// Counts one connection now being served.
     pub fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_open.inc();
     }
 
     /// Counts one served connection ended.
     pub fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Relaxed);
+        self.connections_open.dec();
     }
 
     /// Counts one time the accept loop waited at `MAX_CONNECTIONS`.
     pub fn connection_wait(&self) {
-        self.connection_waits.fetch_add(1, Relaxed);
+        self.connection_waits.inc();
+    }
+
+    /// Counts one DynamoDB call by operation (`GetItem`, ...) and result label.
+    pub fn dynamodb_call(&self, op: &str, result: &str) {
+        self.dynamodb_calls.with_label_values(&[op, result]).inc();
+    }
+
+    /// Makes the DynamoDB call series `op`/`result` exist at 0 (dashboards see it before the first call).
+    pub fn declare_dynamodb_call(&self, op: &str, result: &str) {
+        self.dynamodb_calls.with_label_values(&[op, result]);
     }
 
     /// JWKS fetches so far: (succeeded, failed).
     pub fn jwks_fetch_counts(&self) -> (u64, u64) {
         (
-            self.jwks_fetches[0].load(Relaxed),
-            self.jwks_fetches[1].load(Relaxed),
+            self.jwks_fetches.with_label_values(&["ok"]).get(),
+            self.jwks_fetches.with_label_values(&["error"]).get(),
         )
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, with the token cache holding `cache_entries`.
     pub fn render(&self, cache_entries: u64) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        out.push_str("# HELP planb_requests_total Requests answered, by route and status.\n");
-        out.push_str("# TYPE planb_requests_total counter\n");
-        for route in Route::ALL {
-            for (s, status) in STATUSES.iter().enumerate() {
-                let n = self.requests[route as usize][s].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "planb_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    route.label()
-                );
-            }
-        }
-        out.push_str("# HELP planb_verification_failures_total Requests refused by token verification, by reason.\n");
-        out.push_str("# TYPE planb_verification_failures_total counter\n");
-        for (i, why) in Rejection::VERIFICATION.iter().enumerate() {
-            let n = self.failures[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "planb_verification_failures_total{{reason=\"{}\"}} {n}",
-                why.code()
-            );
-        }
-        counter_pair(
-            &mut out,
-            "planb_jwks_fetches_total",
-            "JWKS fetches, by result.",
-            &self.jwks_fetches,
-        );
-        counter(
-            &mut out,
-            "planb_jwks_penalty_box_total",
-            "Unknown kids refused without a fetch (penalty box).",
-            &self.jwks_penalty,
-        );
-        counter_pair(
-            &mut out,
-            "planb_alb_key_fetches_total",
-            "ALB public key fetches, by result.",
-            &self.alb_key_fetches,
-        );
-        counter(
-            &mut out,
-            "planb_token_cache_hits_total",
-            "Verified-token cache hits.",
-            &self.cache_hits,
-        );
-        counter(
-            &mut out,
-            "planb_token_cache_misses_total",
-            "Verified-token cache misses.",
-            &self.cache_misses,
-        );
-        out.push_str("# HELP planb_token_cache_entries Verified tokens held.\n# TYPE planb_token_cache_entries gauge\n");
-        let _ = writeln!(out, "planb_token_cache_entries {cache_entries}");
-        let _ = writeln!(
-            out,
-            "# HELP planb_connections_open Connections being served.\n# TYPE planb_connections_open gauge\nplanb_connections_open {}",
-            self.connections_open.load(Relaxed)
-        );
-        counter(
-            &mut out,
-            "planb_connection_waits_total",
-            "Times the accept loop waited because MAX_CONNECTIONS were open.",
-            &self.connection_waits,
-        );
-        out
+        self.cache_entries
+            .set(i64::try_from(cache_entries).unwrap_or(i64::MAX));
+        let mut out = Vec::with_capacity(8 * 1024);
+        // Encoding a gathered registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
-fn counter(out: &mut String, name: &str, help: &str, c: &AtomicU64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-        c.load(Relaxed)
-    );
-}
-
-fn counter_pair(out: &mut String, name: &str, help: &str, c: &[AtomicU64; 2]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    let _ = writeln!(out, "{name}{{result=\"ok\"}} {}", c[0].load(Relaxed));
-    let _ = writeln!(out, "{name}{{result=\"error\"}} {}", c[1].load(Relaxed));
+/// A status code as three ASCII digits, without a heap allocation per request.
+fn itoa_status(status: u16) -> [u8; 3] {
+    let s = status.min(999);
+    [
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]
 }
 
 #[cfg(test)]
@@ -202,25 +230,47 @@ mod tests {
     #[test]
     fn counters_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.request(Route::Me, 200);
-        m.request(Route::Me, 200);
-        m.request(Route::Me, 401);
+        m.request("/api/me", 200);
+        m.request("/api/me", 200);
+        m.request("/api/notes/{id}", 401);
         m.failure(Rejection::Expired);
         m.failure(Rejection::MissingGroup); // not a verification failure: ignored
         m.jwks_fetch(true);
         m.jwks_fetch(false);
         m.cache_lookup(true);
+        m.dynamodb_call("Query", "timeout");
         let text = m.render(3);
-        assert!(
-            text.contains("planb_requests_total{route=\"/api/me\",status=\"200\"} 2\n"),
-            "{text}"
-        );
-        assert!(text.contains("planb_requests_total{route=\"/api/me\",status=\"401\"} 1\n"));
-        assert!(text.contains("planb_verification_failures_total{reason=\"token_expired\"} 1\n"));
-        assert!(text.contains("planb_jwks_fetches_total{result=\"ok\"} 1\n"));
-        assert!(text.contains("planb_jwks_fetches_total{result=\"error\"} 1\n"));
-        assert!(text.contains("planb_token_cache_hits_total 1\n"));
-        assert!(text.contains("planb_token_cache_entries 3\n"));
+        for line in [
+            "planb_requests_total{route=\"/api/me\",status=\"200\"} 2\n",
+            "planb_requests_total{route=\"/api/notes/{id}\",status=\"401\"} 1\n",
+            "planb_verification_failures_total{reason=\"token_expired\"} 1\n",
+            "planb_verification_failures_total{reason=\"unknown_kid\"} 0\n",
+            "planb_jwks_fetches_total{result=\"ok\"} 1\n",
+            "planb_jwks_fetches_total{result=\"error\"} 1\n",
+            "planb_token_cache_hits_total 1\n",
+            "planb_token_cache_entries 3\n",
+            "planb_dynamodb_calls_total{op=\"Query\",result=\"timeout\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("missing_group"));
         assert_eq!(m.jwks_fetch_counts(), (1, 1));
+    }
+
+    #[test]
+    fn every_registered_metric_is_in_the_table() {
+        let m = Metrics::default();
+        m.request("/health", 200);
+        m.dynamodb_call("GetItem", "ok");
+        let names: Vec<String> = m
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        for (name, _) in METRICS {
+            assert!(names.iter().any(|n| n == name), "{name} not registered");
+        }
+        assert_eq!(names.len(), METRICS.len());
     }
 }

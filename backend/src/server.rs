@@ -10,19 +10,18 @@
 //! SIGKILL 30 s after SIGTERM.
 
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::api::{self, app::App};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::routes::{self, App};
 
 /// Longest wait for in-flight requests after a shutdown signal.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -38,18 +37,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let app = Arc::new(crate::build_app(config)?);
-    let jwks = app.jwks.clone();
+    let app = Arc::new(App::from_config(config)?);
+    let jwks = app.auth.jwks().clone();
     let loader = tokio::spawn(async move { jwks.load().await });
-    serve(app, listener, config.max_connections, shutdown).await;
+    let metrics = app.metrics.clone();
+    serve(
+        api::router(app),
+        &metrics,
+        listener,
+        config.max_connections,
+        shutdown,
+    )
+    .await;
     loader.abort();
     Ok(())
 }
 
-/// Serves `app` on `listener`, at most `max_connections` at once, until
-/// `shutdown` completes, then drains.
+/// Serves `router` on `listener`, at most `max_connections` at once, until
+/// `shutdown` completes, then drains. `metrics` gets the connection counts.
 pub async fn serve(
-    app: Arc<App>,
+    router: axum::Router,
+    metrics: &Arc<Metrics>,
     listener: TcpListener,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
@@ -62,7 +70,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
-            permit = connection_slot(&slots, &app.metrics) => permit,
+            permit = connection_slot(&slots, metrics) => permit,
             () = &mut shutdown => None,
         };
         let Some(permit) = slot else { break };
@@ -70,20 +78,8 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let open = OpenConnection::new(permit, app.metrics.clone());
-                    let app = app.clone();
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let app = app.clone();
-                        async move {
-                            // The notes routes read a body; every other route answers from the head.
-                            let resp = if crate::notes::owns(req.uri().path()) {
-                                crate::notes::handle(&app, req).await
-                            } else {
-                                routes::handle(&app, req.method(), req.uri().path(), req.headers()).await
-                            };
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
+                    let open = OpenConnection::new(permit, metrics.clone());
+                    let svc = TowerToHyperService::new(router.clone());
                     let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                     tokio::spawn(async move {
                         // Client resets and timeouts end up here; they are the client's business.

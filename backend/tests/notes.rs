@@ -291,13 +291,12 @@ fn create_replace_conditional_get_delete() {
 
     let text = b.metrics();
     assert!(
-        text.contains("planb_notes_requests_total{op=\"put\",status=\"412\"} 3\n"),
+        // Three PUTs and one DELETE whose If-Match did not hold.
+        text.contains("planb_requests_total{route=\"/api/notes/{id}\",status=\"412\"} 4\n"),
         "{text}"
     );
     assert!(
-        text.contains(
-            "planb_dynamodb_calls_total{op=\"PutItem\",outcome=\"condition_failed\"} 2\n"
-        ),
+        text.contains("planb_dynamodb_calls_total{op=\"PutItem\",result=\"condition_failed\"} 2\n"),
         "{text}"
     );
 }
@@ -461,7 +460,11 @@ fn bad_requests_are_refused_before_any_dynamodb_call() {
     );
 
     let long = "x".repeat(65);
-    for bad in ["", "a.b", "a%2Fb", "a/b", "caf%C3%A9", long.as_str()] {
+    // An empty or multi-segment id matches no route: 404 before the token is looked at.
+    for bad in ["", "a/b"] {
+        assert_error(b.get(&format!("/api/notes/{bad}"), alice), 404, "not_found");
+    }
+    for bad in ["a.b", "a%2Fb", "caf%C3%A9", long.as_str()] {
         assert_error(
             b.get(&format!("/api/notes/{bad}"), alice),
             400,
@@ -500,9 +503,12 @@ fn bad_requests_are_refused_before_any_dynamodb_call() {
     assert_error(error(r), 400, "invalid_if_match");
     let (s, h, v) = b.call(Method::POST, "/api/notes/x", t, &[], None);
     assert_error((s, v), 405, "method_not_allowed");
-    assert_eq!(h["allow"], "GET, PUT, DELETE");
+    assert_eq!(h["allow"], "GET,HEAD,PUT,DELETE");
     let (s, h, _) = b.call(Method::DELETE, "/api/notes", t, &[], None);
-    assert_eq!((s.as_u16(), h["allow"].to_str().unwrap()), (405, "GET"));
+    assert_eq!(
+        (s.as_u16(), h["allow"].to_str().unwrap()),
+        (405, "GET,HEAD")
+    );
     assert_eq!(b.dynamodb_calls(), 0, "{}", b.metrics());
 
     // Exactly 4096 bytes is fine.
@@ -571,12 +577,26 @@ fn unavailable_dynamodb_is_a_503_within_3_s_and_auth_still_comes_first() {
         let calls = |outcome: &str| {
             sample(
                 &text,
-                &format!("planb_dynamodb_calls_total{{op=\"GetItem\",outcome=\"{outcome}\"}}"),
+                &format!("planb_dynamodb_calls_total{{op=\"GetItem\",result=\"{outcome}\"}}"),
             )
         };
         assert!(calls(outcome) >= 1, "{endpoint}: {text}");
         assert_eq!(calls("ok"), 0, "{endpoint}: {text}");
-        assert!(text.contains("planb_notes_requests_total{op=\"get\",status=\"503\"} 1\n"));
+        // GET, PUT and DELETE of the item, and the list.
+        assert_eq!(
+            sample(
+                &text,
+                "planb_requests_total{route=\"/api/notes/{id}\",status=\"503\"}"
+            ),
+            3
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "planb_requests_total{route=\"/api/notes\",status=\"503\"}"
+            ),
+            1
+        );
     }
 }
 

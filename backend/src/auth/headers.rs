@@ -26,21 +26,35 @@ pub fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'
         .map_err(|_| Rejection::MalformedToken)
 }
 
-/// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`.
-/// Both present and different is refused: which one is meant is unclear.
-pub fn token_from(headers: &HeaderMap) -> Result<&str, Rejection> {
+/// Where the access token came from; it decides whether ALB data must come with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `x-amzn-oidc-accesstoken`: ALB1's OIDC login path, which also sends `x-amzn-oidc-data`.
+    AlbSession,
+    /// `Authorization: Bearer`: ALB1's JWT-validation path (and direct callers).
+    Bearer,
+}
+
+/// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`,
+/// and which one. Both at once is refused: which one is meant, and so which
+/// rules apply, is unclear.
+pub fn token_from(headers: &HeaderMap) -> Result<(&str, TokenSource), Rejection> {
     let alb_token = single_header(headers, ACCESS_TOKEN_HEADER)?;
     let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
         0 => None,
         1 => Some(bearer_token(&headers[AUTHORIZATION])?),
         _ => return Err(Rejection::AmbiguousToken),
     };
-    match (alb_token, bearer) {
-        (Some(a), Some(b)) if a != b => Err(Rejection::AmbiguousToken),
-        (Some(t), _) | (None, Some(t)) if t.is_empty() => Err(Rejection::MalformedToken),
-        (Some(t), _) | (None, Some(t)) => Ok(t),
-        (None, None) => Err(Rejection::MissingToken),
+    let (token, source) = match (alb_token, bearer) {
+        (Some(_), Some(_)) => return Err(Rejection::AmbiguousToken),
+        (Some(t), None) => (t, TokenSource::AlbSession),
+        (None, Some(t)) => (t, TokenSource::Bearer),
+        (None, None) => return Err(Rejection::MissingToken),
+    };
+    if token.is_empty() {
+        return Err(Rejection::MalformedToken);
     }
+    Ok((token, source))
 }
 
 fn bearer_token(value: &HeaderValue) -> Result<&str, Rejection> {
@@ -73,21 +87,16 @@ mod tests {
     fn token_sources() {
         assert_eq!(
             token_from(&headers(&[("x-amzn-oidc-accesstoken", b"a.b.c")])),
-            Ok("a.b.c")
+            Ok(("a.b.c", TokenSource::AlbSession))
         );
         assert_eq!(
             token_from(&headers(&[("authorization", b"Bearer a.b.c")])),
-            Ok("a.b.c")
+            Ok(("a.b.c", TokenSource::Bearer))
         );
         assert_eq!(
             token_from(&headers(&[("authorization", b"bearer a.b.c")])),
-            Ok("a.b.c")
+            Ok(("a.b.c", TokenSource::Bearer))
         );
-        let same = headers(&[
-            ("x-amzn-oidc-accesstoken", b"a.b.c"),
-            ("authorization", b"Bearer a.b.c"),
-        ]);
-        assert_eq!(token_from(&same), Ok("a.b.c"));
         assert_eq!(token_from(&HeaderMap::new()), Err(Rejection::MissingToken));
     }
 
@@ -98,6 +107,12 @@ mod tests {
             ("authorization", b"Bearer x.y.z"),
         ]);
         assert_eq!(token_from(&both), Err(Rejection::AmbiguousToken));
+        // The same token in both still leaves open which path (and rules) it came by.
+        let same = headers(&[
+            ("x-amzn-oidc-accesstoken", b"a.b.c"),
+            ("authorization", b"Bearer a.b.c"),
+        ]);
+        assert_eq!(token_from(&same), Err(Rejection::AmbiguousToken));
         let twice = headers(&[
             ("x-amzn-oidc-accesstoken", b"a.b.c"),
             ("x-amzn-oidc-accesstoken", b"a.b.c"),

@@ -1,56 +1,97 @@
-//! The verified caller, as the cache keeps it and the routes answer from it.
+//! The verified caller, as the cache keeps it and the handlers receive it.
 
 use bytes::Bytes;
 
 use super::cache::CacheEntry;
 use super::jwt::Claims;
 
-/// A verified caller, as cached. Kept small on purpose (one per cached
-/// token): the `/api/me` body serialised once, so a cache hit does no JSON
-/// work, and the route guards decided once, instead of the group and scope lists.
+/// Who holds a verified token: a person signed in through an app client, or a
+/// machine using the client-credentials grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A user's access token (it carries `username`).
+    User,
+    /// A client-credentials access token: no `username`, `sub` is the client id.
+    Machine,
+}
+
+impl CallerKind {
+    /// `"user"` or `"machine"`, as `/api/me` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerKind::User => "user",
+            CallerKind::Machine => "machine",
+        }
+    }
+}
+
+/// A verified caller, as cached (one per cached token). The `/api/me` body is
+/// serialised once, so a cache hit does no JSON work.
 #[derive(Debug)]
-pub struct Verified {
-    /// The user's `sub`.
+pub struct Identity {
+    /// The token's `sub`: the user's id, or the client id for a machine.
     pub sub: Box<str>,
+    /// The user's name; `None` for a machine.
+    pub username: Option<Box<str>>,
+    /// The app client the token was issued to (always one of the allowed ones).
+    pub client_id: Box<str>,
+    /// The caller's Cognito groups (`cognito:groups`; none for a machine).
+    pub groups: Box<[Box<str>]>,
+    /// The token's OAuth scopes.
+    pub scopes: Box<[Box<str>]>,
+    /// User or machine.
+    pub kind: CallerKind,
     /// The token's `exp`, seconds since the epoch.
     pub exp: f64,
-    /// Whether the caller is in the group `/api/admin` requires.
-    pub admin: bool,
-    /// Whether the token carries the scope `/api/profile` requires.
-    pub profile: bool,
-    /// `{"sub","username","client_id","scope":[...],"groups":[...],"exp"}`.
+    /// `{"sub","username","client_id","kind","scope":[...],"groups":[...],"exp"}`.
     pub me_body: Bytes,
 }
 
-/// What the guarded routes require (`ADMIN_GROUP`, `PROFILE_SCOPE`).
-#[derive(Debug, Clone)]
-pub struct Guards {
-    /// The Cognito group `/api/admin` requires.
-    pub admin_group: String,
-    /// The OAuth scope `/api/profile` requires.
-    pub profile_scope: String,
-}
-
-impl CacheEntry for Verified {
+impl CacheEntry for Identity {
     fn expires_at(&self) -> f64 {
         self.exp
     }
 
     fn heap_bytes(&self) -> usize {
-        self.sub.len() + self.me_body.len()
+        let list =
+            |l: &[Box<str>]| l.iter().map(|s| s.len()).sum::<usize>() + std::mem::size_of_val(l);
+        self.sub.len()
+            + self.username.as_ref().map_or(0, |u| u.len())
+            + self.client_id.len()
+            + list(&self.groups)
+            + list(&self.scopes)
+            + self.me_body.len()
     }
 }
 
-impl Verified {
+impl Identity {
+    /// Whether the caller is in Cognito group `group` (exact, case-sensitive).
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| &**g == group)
+    }
+
+    /// Whether the token carries OAuth scope `scope` (exact, case-sensitive).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| &**s == scope)
+    }
+
     /// Builds the identity from claims that passed every rule.
-    pub(crate) fn from_claims(claims: Claims, guards: &Guards) -> Verified {
+    pub(crate) fn from_claims(claims: Claims) -> Identity {
         let scopes: Vec<&str> = claims.scopes().collect();
         let groups: &[String] = claims.groups.as_deref().unwrap_or_default();
         let exp = claims.exp.unwrap_or(0.0);
+        let sub = claims.sub.as_deref().unwrap_or_default();
+        let client_id = claims.client_id.as_deref().unwrap_or_default();
+        let kind = if claims.username.is_none() && sub == client_id {
+            CallerKind::Machine
+        } else {
+            CallerKind::User
+        };
         let body = MeBody {
-            sub: claims.sub.as_deref(),
+            sub,
             username: claims.username.as_deref(),
-            client_id: claims.client_id.as_deref(),
+            client_id,
+            kind: kind.as_str(),
             scope: &scopes,
             groups,
             exp: exp_number(exp),
@@ -59,10 +100,13 @@ impl Verified {
         let me_body = serde_json::to_vec(&body)
             .map(|v| Bytes::from(v.into_boxed_slice()))
             .unwrap_or_default();
-        Verified {
-            admin: groups.contains(&guards.admin_group),
-            profile: scopes.contains(&guards.profile_scope.as_str()),
-            sub: claims.sub.unwrap_or_default().into_boxed_str(),
+        Identity {
+            sub: sub.into(),
+            username: claims.username.as_deref().map(Into::into),
+            client_id: client_id.into(),
+            groups: groups.iter().map(|g| g.as_str().into()).collect(),
+            scopes: scopes.iter().map(|&s| s.into()).collect(),
+            kind,
             exp,
             me_body,
         }
@@ -72,9 +116,10 @@ impl Verified {
 /// The `/api/me` body.
 #[derive(serde::Serialize)]
 struct MeBody<'a> {
-    sub: Option<&'a str>,
+    sub: &'a str,
     username: Option<&'a str>,
-    client_id: Option<&'a str>,
+    client_id: &'a str,
+    kind: &'a str,
     scope: &'a [&'a str],
     groups: &'a [String],
     exp: serde_json::Number,
@@ -96,36 +141,46 @@ mod tests {
     use serde_json::json;
     use testkit::keys::*;
 
+    fn identity(claims: &serde_json::Value) -> Identity {
+        let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), claims, b"s");
+        Identity::from_claims(jwt::parse(&tok).unwrap().claims)
+    }
+
     #[test]
     fn the_me_body_is_serialised_once_from_the_claims() {
         let mut claims = good_claims();
         claims["exp"] = json!(1_800_000_000);
-        let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), &claims, b"s");
-        let guards = |g: &str, s: &str| Guards {
-            admin_group: g.into(),
-            profile_scope: s.into(),
-        };
-        let v = Verified::from_claims(
-            jwt::parse(&tok).unwrap().claims,
-            &guards("admins", "planb/read"),
-        );
+        let v = identity(&claims);
         let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
         assert_eq!(
             body,
             json!({
-                "sub": SUB, "username": "alice", "client_id": CLIENT,
+                "sub": SUB, "username": "alice", "client_id": CLIENT, "kind": "user",
                 "scope": ["aws.cognito.signin.user.admin", "planb/read"],
                 "groups": ["admins"], "exp": 1_800_000_000,
             })
         );
-        assert!(v.admin && v.profile);
-        for (g, s) in [
-            ("admin", "planb/read"),
-            ("admins", "planb"),
-            ("Admins", "planb/READ"),
-        ] {
-            let v = Verified::from_claims(jwt::parse(&tok).unwrap().claims, &guards(g, s));
-            assert!(!(v.admin && v.profile), "{g} {s}");
-        }
+        assert_eq!(v.kind, CallerKind::User);
+        assert!(v.in_group("admins") && v.has_scope("planb/read"));
+        assert!(!v.in_group("Admins") && !v.in_group("admin") && !v.has_scope("planb"));
+    }
+
+    #[test]
+    fn a_client_credentials_token_is_a_machine() {
+        let mut claims = good_claims();
+        let obj = claims.as_object_mut().unwrap();
+        obj.remove("username");
+        obj.remove("cognito:groups");
+        obj.insert("sub".into(), json!(CLIENT));
+        obj.insert("scope".into(), json!("planb/read planb/write"));
+        let v = identity(&claims);
+        assert_eq!(v.kind, CallerKind::Machine);
+        assert!(v.has_scope("planb/write") && v.groups.is_empty());
+        let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
+        assert_eq!(body["kind"], "machine");
+        assert_eq!(body["username"], serde_json::Value::Null);
+        // No username but a sub that is not the client id: a user token missing a claim, not a machine.
+        claims["sub"] = json!(SUB);
+        assert_eq!(identity(&claims).kind, CallerKind::User);
     }
 }

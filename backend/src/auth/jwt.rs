@@ -14,6 +14,9 @@ use crate::error::Rejection;
 
 /// Rule 1: tokens above this size are refused before any decoding.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Rule 2: a longer `kid` is refused before any key lookup. Cognito's are 44
+/// bytes; the bound keeps a flood of invented kids small wherever they are held.
+pub const MAX_KID_LEN: usize = 128;
 
 /// A token that passed rules 1 and 2, ready for the signature check.
 #[derive(Debug)]
@@ -107,6 +110,9 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
         return Err(Rejection::UnsupportedAlg);
     }
     let kid = header.kid.ok_or(Rejection::MissingKid)?;
+    if kid.len() > MAX_KID_LEN {
+        return Err(Rejection::KidTooLong);
+    }
     let claims: Claims = json_object(&decode(parts.payload)?).ok_or(Rejection::InvalidClaims)?;
     decode(parts.signature)?;
     Ok(Parsed {
@@ -335,6 +341,23 @@ mod tests {
     fn rule2_kid_is_required() {
         let tok = raw_token(&json!({"alg": "RS256"}), &claims_for("client1", NOW), b"s");
         assert_eq!(parse(&tok).unwrap_err(), Rejection::MissingKid);
+    }
+
+    #[test]
+    fn rule2_a_kid_over_128_bytes_is_refused() {
+        let claims = claims_for("client1", NOW);
+        let ok = raw_token(
+            &json!({"alg": "RS256", "kid": "k".repeat(MAX_KID_LEN)}),
+            &claims,
+            b"s",
+        );
+        assert!(parse(&ok).is_ok());
+        let long = raw_token(
+            &json!({"alg": "RS256", "kid": "k".repeat(MAX_KID_LEN + 1)}),
+            &claims,
+            b"s",
+        );
+        assert_eq!(parse(&long).unwrap_err(), Rejection::KidTooLong);
     }
 
     // Rules 5-7 --------------------------------------------------------------

@@ -3,8 +3,10 @@
 //! [`Authenticator::authenticate`] finds the token ([`headers`]: one source,
 //! unambiguous), answers from the verified-token cache when it can, and
 //! otherwise runs the rules in order: shape and types ([`jwt::parse`]), key
-//! ([`jwks`]), signature, claims, then the optional ALB data check ([`alb`]).
-//! The result is an [`identity::Verified`].
+//! ([`jwks`]), signature, claims, then the ALB data check ([`alb`]) when the
+//! token came from ALB's OIDC session. The result is an [`Identity`].
+//! [`layer`] puts it in front of any tower service, and gives axum handlers
+//! the caller as an extractor.
 
 pub mod alb;
 pub mod cache;
@@ -14,6 +16,7 @@ pub mod identity;
 pub mod jose;
 pub mod jwks;
 pub mod jwt;
+pub mod layer;
 pub mod penalty;
 
 use hyper::header::HeaderMap;
@@ -25,24 +28,36 @@ use crate::metrics::Metrics;
 use alb::{AlbKeys, AlbVerifier, Identities, KeyTiming};
 use cache::{key_of, unix_now, CacheLimits, TokenCache};
 use fetch::Fetcher;
-pub use headers::token_from;
 use headers::{single_header, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER};
-pub use identity::{Guards, Verified};
+pub use headers::{token_from, TokenSource};
+pub use identity::{CallerKind, Identity};
 use jwks::JwksCache;
 use jwt::{Expected, MAX_TOKEN_LEN};
 
 /// Verifies callers: owns the JWKS, the token cache and the optional ALB check.
 pub struct Authenticator {
     expected: Expected,
-    guards: Guards,
     jwks: Arc<JwksCache>,
-    cache: TokenCache<Verified>,
+    cache: TokenCache<Identity>,
     alb: Option<AlbVerifier>,
     metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    /// Everything `config` asks for; the JWKS is not fetched yet (see [`JwksCache::load`]).
+    /// Everything `config` asks for, with its own HTTP client and key cache.
+    /// Nothing is fetched yet: call [`JwksCache::load`] on [`Authenticator::jwks`]
+    /// (in the background; `/ready` waits for it) before or while serving.
+    pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Authenticator, String> {
+        let fetcher = Fetcher::new().map_err(|e| format!("HTTP client: {e}"))?;
+        let jwks = Arc::new(JwksCache::new(
+            config.jwks_url.clone(),
+            fetcher.clone(),
+            metrics.clone(),
+        ));
+        Ok(Authenticator::new(config, jwks, fetcher, metrics))
+    }
+
+    /// Everything `config` asks for, over an existing key cache and client.
     pub fn new(
         config: &Config,
         jwks: Arc<JwksCache>,
@@ -75,10 +90,6 @@ impl Authenticator {
                 client_ids: config.client_ids.clone(),
                 leeway: config.leeway,
             },
-            guards: Guards {
-                admin_group: config.admin_group.clone(),
-                profile_scope: config.profile_scope.clone(),
-            },
             jwks,
             cache: TokenCache::new(limits),
             alb,
@@ -86,12 +97,36 @@ impl Authenticator {
         }
     }
 
-    /// Verifies the caller of a request with these headers.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Verified>, Rejection> {
-        let token = token_from(headers)?;
+    /// The pool's key cache (load it once at start; `/ready` asks whether it is loaded).
+    pub fn jwks(&self) -> &Arc<JwksCache> {
+        &self.jwks
+    }
+
+    /// The counters this verifier writes to.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Verifies the caller of a request with these headers. With `ALB_ARN`
+    /// set, a token from `x-amzn-oidc-accesstoken` also needs a valid
+    /// `x-amzn-oidc-data` for the same user; a bearer token is judged alone
+    /// (ALB's JWT validation sends no data token). A refusal is counted by reason.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Rejection> {
+        let result = self.authenticate_uncounted(headers).await;
+        if let Err(why) = result {
+            self.metrics.failure(why);
+        }
+        result
+    }
+
+    async fn authenticate_uncounted(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Arc<Identity>, Rejection> {
+        let (token, source) = token_from(headers)?;
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
-        if let Some(alb) = &self.alb {
+        if let (Some(alb), TokenSource::AlbSession) = (&self.alb, source) {
             let data = single_header(headers, OIDC_DATA_HEADER)
                 .map_err(|e| match e {
                     Rejection::MalformedToken => Rejection::AlbDataMalformed,
@@ -109,7 +144,7 @@ impl Authenticator {
     }
 
     /// Rules 1-7 and 10 for one access token.
-    pub async fn verify_token(&self, token: &str, now: f64) -> Result<Arc<Verified>, Rejection> {
+    pub async fn verify_token(&self, token: &str, now: f64) -> Result<Arc<Identity>, Rejection> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Rejection::TokenTooLarge);
         }
@@ -125,7 +160,7 @@ impl Authenticator {
         let jwk = self.jwks.key(&parsed.kid).await?;
         jwk.verify(parsed.signing_input, parsed.signature)?;
         parsed.claims.check(&self.expected, now)?;
-        let verified = Arc::new(Verified::from_claims(parsed.claims, &self.guards));
+        let verified = Arc::new(Identity::from_claims(parsed.claims));
         if let Some(key) = key {
             self.cache.insert(key, verified.clone());
         }

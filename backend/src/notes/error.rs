@@ -1,9 +1,5 @@
-//! Why a notes request is refused: one variant per rule, each a status and a code.
-
-use hyper::{Response, StatusCode};
-
-use crate::error::Rejection;
-use crate::routes::{error_json, reject, Body};
+//! Why a notes operation is refused: one variant per rule, each a stable code
+//! (the HTTP status each maps to is the front door's business, in `crate::api`).
 
 /// A refused notes request. `Display`-free on purpose: the body is built from
 /// fixed codes and sentences, never from what the client sent.
@@ -11,10 +7,6 @@ use crate::routes::{error_json, reject, Body};
 pub enum NotesError {
     /// `NOTES_TABLE` is not set: the notes routes do not exist here.
     NotConfigured,
-    /// A method the route does not take.
-    MethodNotAllowed,
-    /// The caller's token failed verification (401, the auth module's code).
-    Auth(Rejection),
     /// The id is not 1-64 of `[A-Za-z0-9_-]`.
     InvalidId,
     /// `limit` is not a whole number in 1-100.
@@ -40,33 +32,10 @@ pub enum NotesError {
 }
 
 impl NotesError {
-    /// The HTTP status.
-    pub fn status(self) -> StatusCode {
-        match self {
-            NotesError::NotConfigured | NotesError::NotFound => StatusCode::NOT_FOUND,
-            NotesError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            NotesError::Auth(why) => {
-                StatusCode::from_u16(why.status()).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
-            NotesError::InvalidId
-            | NotesError::InvalidLimit
-            | NotesError::InvalidCursor
-            | NotesError::InvalidIfMatch
-            | NotesError::InvalidBody => StatusCode::BAD_REQUEST,
-            NotesError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            NotesError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            NotesError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            NotesError::Conflict => StatusCode::CONFLICT,
-            NotesError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The stable `error` code (for [`NotesError::Auth`], the verification reason).
+    /// The stable `error` code.
     pub fn code(self) -> &'static str {
         match self {
             NotesError::NotConfigured => "not_configured",
-            NotesError::MethodNotAllowed => "method_not_allowed",
-            NotesError::Auth(why) => why.code(),
             NotesError::InvalidId => "invalid_id",
             NotesError::InvalidLimit => "invalid_limit",
             NotesError::InvalidCursor => "invalid_cursor",
@@ -87,8 +56,6 @@ impl NotesError {
             NotesError::NotConfigured => {
                 "the notes API is not configured on this server (NOTES_TABLE)"
             }
-            NotesError::MethodNotAllowed => "method not allowed on this route",
-            NotesError::Auth(why) => why.message(),
             NotesError::InvalidId => "a note id is 1-64 characters of A-Z a-z 0-9 _ -",
             NotesError::InvalidLimit => "limit must be a whole number from 1 to 100",
             NotesError::InvalidCursor => "the cursor is not one this server issued to you",
@@ -100,14 +67,6 @@ impl NotesError {
             NotesError::PreconditionFailed => "the note is not at the version If-Match names",
             NotesError::Conflict => "the note kept changing while it was written; retry",
             NotesError::Unavailable => "the notes store is unavailable; retry later",
-        }
-    }
-
-    /// The JSON error response (401s with their Bearer challenge).
-    pub fn response(self) -> Response<Body> {
-        match self {
-            NotesError::Auth(why) => reject(why),
-            other => error_json(other.status(), other.code(), other.message()),
         }
     }
 }

@@ -1,35 +1,37 @@
-//! The notes API: per-user notes in DynamoDB, owned by the verified `sub`.
+//! The notes domain: per-user notes in DynamoDB, owned by the verified `sub`.
 //!
-//! Enabled by `NOTES_TABLE`; without it every `/api/notes` path answers 404
-//! `not_configured`. The caller is authenticated before anything else touches
-//! the request, and every read and write is keyed by the caller's own `sub`:
-//! another user's note is simply not there (404, never 403).
+//! Enabled by `NOTES_TABLE`; without it every operation is
+//! [`NotesError::NotConfigured`]. Every read and write is keyed by the
+//! caller's own `sub`: another user's note is simply not there (not found,
+//! never forbidden). The HTTP side (routes, bodies, statuses) is
+//! [`crate::api`]'s; this module speaks notes and DynamoDB only.
 //!
-//! - [`config`]: the variables; [`validate`]: ids, query, `If-Match`, body
-//! - [`cursor`]: signed list cursors; [`store`]: the DynamoDB calls
-//! - [`handler`]: the routes; [`error`]: their refusals; [`metrics`]: counters
+//! - [`validate`]: ids, query, `If-Match`, body; [`cursor`]: signed list cursors
+//! - [`store`]: the DynamoDB calls; [`error`]: the refusals; [`metrics`]: call labels
 
-pub mod config;
 pub mod cursor;
 pub mod error;
-pub mod handler;
 pub mod metrics;
 pub mod store;
 pub mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use config::NotesConfig;
+use crate::config::NotesConfig;
+use crate::metrics::Metrics;
 use cursor::CursorKey;
-use metrics::NotesMetrics;
-use store::Store;
+pub use error::NotesError;
+use metrics::{Call, Outcome};
+use store::{Note, Store, StoreError, Written};
+use validate::Expect;
 
-pub use handler::{handle, owns};
+/// The whole DynamoDB part of one operation, retries and PUT rounds included.
+pub const REQUEST_DEADLINE: Duration = Duration::from_millis(2500);
 
-/// The notes API's state: the store and cursor key when configured, and its counters.
+/// The notes API's state: the store and cursor key when configured.
 pub struct Notes {
     service: Option<Service>,
-    metrics: Arc<NotesMetrics>,
 }
 
 /// What a configured notes API needs per request.
@@ -38,15 +40,23 @@ struct Service {
     cursors: CursorKey,
 }
 
+/// One page of a caller's notes.
+#[derive(Debug, serde::Serialize)]
+pub struct Page {
+    /// The notes, in id order.
+    pub notes: Vec<Note>,
+    /// The cursor of the following page; `None` on the last.
+    pub next: Option<String>,
+}
+
 impl Notes {
     /// The notes API for `config` (`None`: not configured). Logs one warning
     /// when no `NOTES_CURSOR_KEY` is set. No network until the first request.
-    pub fn new(config: Option<&NotesConfig>) -> Result<Notes, String> {
-        let metrics = Arc::new(NotesMetrics::default());
+    pub fn new(config: Option<&NotesConfig>, metrics: Arc<Metrics>) -> Result<Notes, String> {
         let service = match config {
             None => None,
             Some(c) => Some(Service {
-                store: Store::new(c, metrics.clone()),
+                store: Store::new(c, declared(metrics)),
                 cursors: match &c.cursor_key {
                     Some(secret) => CursorKey::new(secret),
                     None => {
@@ -59,11 +69,95 @@ impl Notes {
                 },
             }),
         };
-        Ok(Notes { service, metrics })
+        Ok(Notes { service })
     }
 
-    /// Appends the notes counters to the `/metrics` text.
-    pub fn render_metrics(&self, out: &mut String) {
-        self.metrics.render(out);
+    fn service(&self) -> Result<&Service, NotesError> {
+        self.service.as_ref().ok_or(NotesError::NotConfigured)
+    }
+
+    /// Whether `NOTES_TABLE` is set (checked before the caller is authenticated).
+    pub fn is_configured(&self) -> bool {
+        self.service.is_some()
+    }
+
+    /// `owner`'s note `id`.
+    pub async fn get(&self, owner: &str, id: &str) -> Result<Note, NotesError> {
+        let service = self.service()?;
+        let id = validate::note_id(id)?;
+        deadline(service.store.get(owner, id))
+            .await?
+            .ok_or(NotesError::NotFound)
+    }
+
+    /// Creates or replaces `owner`'s note `id` with `text`, if `expect` holds.
+    pub async fn put(
+        &self,
+        owner: &str,
+        id: &str,
+        text: &str,
+        expect: Expect,
+    ) -> Result<Written, NotesError> {
+        let service = self.service()?;
+        let id = validate::note_id(id)?;
+        deadline(service.store.put(owner, id, text, expect)).await
+    }
+
+    /// Deletes `owner`'s note `id`, if `expect` holds.
+    pub async fn delete(&self, owner: &str, id: &str, expect: Expect) -> Result<(), NotesError> {
+        let service = self.service()?;
+        let id = validate::note_id(id)?;
+        if deadline(service.store.delete(owner, id, expect)).await? {
+            Ok(())
+        } else {
+            Err(NotesError::NotFound)
+        }
+    }
+
+    /// One page of `owner`'s notes for the raw query string (`limit`, `cursor`).
+    pub async fn list(&self, owner: &str, query: Option<&str>) -> Result<Page, NotesError> {
+        let service = self.service()?;
+        let q = validate::list_query(query)?;
+        let after = match q.cursor {
+            None => None,
+            Some(c) => Some(
+                service
+                    .cursors
+                    .open(owner, c)
+                    .ok_or(NotesError::InvalidCursor)?,
+            ),
+        };
+        let (notes, more) = deadline(service.store.list(owner, after.as_deref(), q.limit)).await?;
+        let next = match notes.last() {
+            Some(last) if more => Some(service.cursors.seal(owner, &last.id)),
+            _ => None,
+        };
+        Ok(Page { notes, next })
+    }
+}
+
+/// `metrics` with every DynamoDB call series present at 0.
+fn declared(metrics: Arc<Metrics>) -> Arc<Metrics> {
+    for call in Call::ALL {
+        for outcome in Outcome::ALL {
+            metrics.declare_dynamodb_call(call.label(), outcome.label());
+        }
+    }
+    metrics
+}
+
+/// The store's future under the request deadline; its errors as notes errors.
+async fn deadline<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, NotesError> {
+    match tokio::time::timeout(REQUEST_DEADLINE, work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(StoreError::ConditionFailed)) => Err(NotesError::PreconditionFailed),
+        Ok(Err(StoreError::Contended)) => Err(NotesError::Conflict),
+        Ok(Err(StoreError::Unavailable)) => Err(NotesError::Unavailable),
+        Err(_) => {
+            tracing::warn!("notes request deadline passed while calling DynamoDB");
+            Err(NotesError::Unavailable)
+        }
     }
 }

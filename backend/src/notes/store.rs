@@ -18,9 +18,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::OnceCell;
 
-use super::config::NotesConfig;
-use super::metrics::{Call, NotesMetrics, Outcome};
+use super::metrics::{Call, Outcome};
 use super::validate::Expect;
+use crate::config::NotesConfig;
+use crate::metrics::Metrics;
 
 /// TCP connect bound per attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -77,12 +78,12 @@ pub struct Store {
     table: String,
     region: String,
     client: OnceCell<Client>,
-    metrics: Arc<NotesMetrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl Store {
     /// The store for `config`; no network until the first call.
-    pub fn new(config: &NotesConfig, metrics: Arc<NotesMetrics>) -> Store {
+    pub fn new(config: &NotesConfig, metrics: Arc<Metrics>) -> Store {
         Store {
             table: config.table.clone(),
             region: config.region.clone(),
@@ -285,7 +286,7 @@ impl Store {
             Ok(_) => Outcome::Ok,
             Err(e) => classify(e),
         };
-        self.metrics.call(call, outcome);
+        self.metrics.dynamodb_call(call.label(), outcome.label());
         match (result, outcome) {
             (Ok(out), _) => Ok(out),
             (Err(_), Outcome::ConditionFailed) => Err(StoreError::ConditionFailed),

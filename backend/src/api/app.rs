@@ -1,0 +1,48 @@
+//! What the handlers share: the verifier, the counters, the notes domain and
+//! the settings the routes read.
+
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, LogoutConfig};
+use crate::metrics::Metrics;
+use crate::notes::Notes;
+
+/// The state every route handler gets.
+pub struct App {
+    /// Verifies callers (and holds the pool's keys, for `/ready`).
+    pub auth: Arc<Authenticator>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    /// The notes domain (`NOTES_TABLE`).
+    pub notes: Notes,
+    /// Where `/logout` sends the browser, when configured.
+    pub logout: Option<LogoutConfig>,
+    /// The app client `/logout` names to Cognito (the first allowed one).
+    pub logout_client_id: String,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors_allowed_origins: Vec<String>,
+    /// `ADMIN_GROUP`, the guard of `/api/admin`.
+    pub admin_group: String,
+    /// `PROFILE_SCOPE`, the guard of `/api/profile`.
+    pub profile_scope: String,
+}
+
+impl App {
+    /// Wires the app for `config`. Nothing is fetched yet: load the keys with
+    /// `app.auth.jwks().load()` (as [`crate::server::run`] does).
+    pub fn from_config(config: &Config) -> Result<App, String> {
+        let metrics = Arc::new(Metrics::default());
+        let auth = Arc::new(Authenticator::from_config(config, metrics.clone())?);
+        Ok(App {
+            auth,
+            notes: Notes::new(config.notes.as_ref(), metrics.clone())?,
+            metrics,
+            logout: config.logout.clone(),
+            logout_client_id: config.client_ids.first().cloned().unwrap_or_default(),
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
+            admin_group: config.admin_group.clone(),
+            profile_scope: config.profile_scope.clone(),
+        })
+    }
+}

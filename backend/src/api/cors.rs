@@ -1,0 +1,74 @@
+//! Cross-origin calls, only from the origins `CORS_ALLOWED_ORIGINS` names.
+//! Unset, the API is same-origin only: no CORS headers at all, and a preflight
+//! from any origin is refused. ALB lets `OPTIONS` through unauthenticated, so
+//! the preflight is answered here, before any route's authentication.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
+    ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+};
+use hyper::{Method, StatusCode};
+
+use super::app::App;
+use super::error::ApiError;
+
+/// The request's `Origin`, when it is one of the allowed ones.
+fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    app.cors_allowed_origins
+        .iter()
+        .any(|o| o == text)
+        .then(|| origin.clone())
+}
+
+/// Answers preflights and marks cross-origin answers for allowed origins.
+pub async fn cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let origin = allowed_origin(&app, req.headers());
+    let preflight = req.method() == Method::OPTIONS
+        && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let Some(origin) = origin else {
+            return ApiError::OriginNotAllowed.into_response();
+        };
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, PUT, DELETE"),
+        );
+        h.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, if-match"),
+        );
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(VARY, HeaderValue::from_static("origin"));
+        return r;
+    }
+    let mut r = next.run(req).await;
+    if let Some(origin) = origin {
+        let h = r.headers_mut();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("etag"),
+        );
+        h.append(VARY, HeaderValue::from_static("origin"));
+    }
+    r
+}

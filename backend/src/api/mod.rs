@@ -1,0 +1,89 @@
+//! The front door: one route table (method + path → handler, with the
+//! verifier and its guards declared on the route), one JSON error conversion
+//! ([`error::ApiError`]), one request count and one log line per refusal
+//! ([`count`]), CORS for the configured origins ([`cors`]).
+//!
+//! Adding a protected endpoint is one line in [`routes`] plus a handler that
+//! takes the verified [`Caller`](crate::auth::layer::Caller); see
+//! `backend/README.md` for the example the tests mount.
+//!
+//! - [`app`]: the shared state; [`handlers`]: health, ready, metrics, identity
+//! - [`notes`]: the notes routes; [`page`]: the static page; [`logout`]: sign-out
+
+pub mod app;
+pub mod cors;
+pub mod count;
+pub mod error;
+pub mod handlers;
+pub mod logout;
+pub mod notes;
+pub mod page;
+
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get};
+use axum::Router;
+
+use crate::auth::layer::AuthLayer;
+use app::App;
+use error::ApiError;
+
+impl App {
+    /// The verifier as a route layer: `.route_layer(app.verified())`, plus
+    /// `.group(..)` or `.scope(..)` for a guard.
+    pub fn verified(&self) -> AuthLayer {
+        AuthLayer::new(self.auth.clone())
+    }
+}
+
+/// The route table: every route the API serves, and what each requires.
+pub fn routes(app: &App) -> Router<Arc<App>> {
+    let table = Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .route("/logout", get(logout::logout))
+        .route("/api/me", get(handlers::me).route_layer(app.verified()))
+        .route(
+            "/api/admin",
+            get(handlers::admin).route_layer(app.verified().group(&app.admin_group)),
+        )
+        .route(
+            "/api/profile",
+            get(handlers::me).route_layer(app.verified().scope(&app.profile_scope)),
+        );
+    if app.notes.is_configured() {
+        table
+            .route("/api/notes", get(notes::list).route_layer(app.verified()))
+            .route(
+                "/api/notes/{id}",
+                get(notes::get)
+                    .put(notes::put)
+                    .delete(notes::delete)
+                    .route_layer(app.verified()),
+            )
+    } else {
+        table
+            .route("/api/notes", any(notes::not_configured))
+            .route("/api/notes/{*rest}", any(notes::not_configured))
+    }
+}
+
+/// `table` behind the one front door: 404/405 as JSON, CORS, the request count.
+pub fn front_door(table: Router<Arc<App>>, app: Arc<App>) -> Router {
+    table
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(app.clone(), cors::cors))
+        .layer(from_fn_with_state(app.clone(), count::count))
+        .with_state(app)
+}
+
+/// The binary's service: [`routes`] behind [`front_door`].
+pub fn router(app: Arc<App>) -> Router {
+    front_door(routes(&app), app)
+}

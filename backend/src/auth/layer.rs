@@ -1,0 +1,178 @@
+//! The verifier for any tower service: [`AuthLayer`] authenticates each
+//! request (and applies the route's group or scope guards) before the inner
+//! service sees it, and hands the caller on as a request extension that axum
+//! handlers take with the [`Caller`] extractor.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{routing::get, Router};
+//! use planb_backend::auth::layer::{AuthLayer, Caller};
+//! use planb_backend::auth::Authenticator;
+//! use planb_backend::config::Config;
+//! use planb_backend::metrics::Metrics;
+//!
+//! # async fn example() -> Result<(), String> {
+//! let config = Config::from_env().map_err(|e| e.to_string())?;
+//! let auth = Arc::new(Authenticator::from_config(&config, Arc::new(Metrics::default()))?);
+//! tokio::spawn({ let jwks = auth.jwks().clone(); async move { jwks.load().await } });
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(|Caller(who): Caller| async move { who.sub.to_string() }))
+//!     .route_layer(AuthLayer::new(auth.clone()))
+//!     .route(
+//!         "/reports",
+//!         get(|| async { "for admins" }).route_layer(AuthLayer::new(auth).group("admins")),
+//!     );
+//! # let _ = app; Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper::http::request::Parts;
+use hyper::{Request, StatusCode};
+use tower::{Layer, Service};
+
+use super::{Authenticator, Identity};
+use crate::error::{json_error, Rejection};
+
+/// A requirement on the verified caller, declared on a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// The caller must be in this Cognito group (403 `missing_group`).
+    Group(String),
+    /// The token must carry this OAuth scope (403 `missing_scope`).
+    Scope(String),
+}
+
+impl Guard {
+    /// Whether `who` meets this guard.
+    pub fn check(&self, who: &Identity) -> Result<(), Rejection> {
+        match self {
+            Guard::Group(g) if !who.in_group(g) => Err(Rejection::MissingGroup),
+            Guard::Scope(s) if !who.has_scope(s) => Err(Rejection::MissingScope),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Authenticates every request before the inner service; refusals are the
+/// JSON error responses of [`Rejection`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+    guards: Arc<[Guard]>,
+}
+
+impl AuthLayer {
+    /// Any verified caller may pass.
+    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
+        AuthLayer {
+            auth,
+            guards: Arc::new([]),
+        }
+    }
+
+    /// Also requires `guard`.
+    pub fn require(self, guard: Guard) -> AuthLayer {
+        let mut guards = self.guards.to_vec();
+        guards.push(guard);
+        AuthLayer {
+            auth: self.auth,
+            guards: guards.into(),
+        }
+    }
+
+    /// Also requires Cognito group `group`.
+    pub fn group(self, group: impl Into<String>) -> AuthLayer {
+        self.require(Guard::Group(group.into()))
+    }
+
+    /// Also requires OAuth scope `scope`.
+    pub fn scope(self, scope: impl Into<String>) -> AuthLayer {
+        self.require(Guard::Scope(scope.into()))
+    }
+
+    /// The verified caller of a request with these headers, guards applied.
+    pub async fn admit(&self, headers: &hyper::HeaderMap) -> Result<Arc<Identity>, Rejection> {
+        let who = self.auth.authenticate(headers).await?;
+        self.guards.iter().try_for_each(|g| g.check(&who))?;
+        Ok(who)
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around `S`.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>, Response = hyper::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone that was polled ready serves this request; a fresh clone stays for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            match layer.admit(req.headers()).await {
+                Ok(who) => {
+                    req.extensions_mut().insert(Caller(who));
+                    Ok(inner.call(req).await?.map(Body::new))
+                }
+                Err(why) => Ok(why.into_response()),
+            }
+        })
+    }
+}
+
+/// The verified caller, for axum handlers behind an [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Identity>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Caller, Response> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            // A wiring mistake, not the client's: fail closed and say what is missing.
+            tracing::error!("a handler takes Caller but its route has no AuthLayer");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "auth_layer_missing",
+                "this route takes the verified caller but is not behind AuthLayer",
+            )
+        })
+    }
+}
