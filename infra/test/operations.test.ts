@@ -13,7 +13,7 @@ import {
   RATE_LIMIT_PER_5_MIN,
 } from '../lib/constructs/web-acl';
 import { ALB1_IDLE_TIMEOUT_SECS, DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
-import { PROXY_LOG_FILE } from '../lib/proxy-host';
+import { PROXY_LOG_FILE, PROXY_METRICS } from '../lib/proxy-host';
 import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
 
 type Statement = { Sid?: string; Action: string | string[]; Resource: unknown; Effect: string };
@@ -214,6 +214,22 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       const documented = new Set(readme.match(/planb_[a-z_]+/g));
       const shipped = BACKEND_METRICS.flatMap((d) => d.metrics);
       expect(shipped.filter((m) => !documented.has(m))).toEqual([]);
+    });
+
+    test("every proxy metric shipped is in the proxy README's metrics table, its dimensions among the labels listed", () => {
+      const readme = fs.readFileSync(path.join(REPO_ROOT, 'proxy', 'README.md'), 'utf8');
+      // Rows like: | `planb_proxy_x_total` | counter | `reason` (`a`, `b`) | what it counts |
+      const labels = new Map(
+        [...readme.matchAll(/^\| `(planb_proxy_[a-z_]+)` \| [a-z]+ \| ([^|]*)\|/gm)].map((m) => [m[1], m[2]]),
+      );
+      for (const declaration of PROXY_METRICS) {
+        for (const metric of declaration.metrics) {
+          expect({ metric, documented: labels.has(metric) }).toEqual({ metric, documented: true });
+          for (const label of declaration.dimensions.flat()) {
+            expect({ metric, label, listed: labels.get(metric)!.includes(`\`${label}\``) }).toEqual({ metric, label, listed: true });
+          }
+        }
+      }
     });
 
     test('the agent sidecar runs a pinned release, not latest', () => {
