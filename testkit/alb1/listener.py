@@ -3,10 +3,10 @@
 The rules, first match wins, as infra writes them on the real listener:
   1. `/metrics`, `/ready` (and below): a fixed 404, never forwarded;
   2. `OPTIONS /api/*`: forwarded without authentication (CORS preflights carry no cookie);
-  3. `Authorization: Bearer …`: JWT validation against the pool's JWKS (signature,
+  3. `/logout`: forwarded without authentication (the backend clears the session);
+  4. `Authorization: Bearer …`: JWT validation against the pool's JWKS (signature,
      `iss`, `exp`; `nbf`, `iat` when present; the configured extra claims), then
      forwarded with the header untouched and no `x-amzn-oidc-*` headers; 401 if invalid;
-  4. `/logout`: forwarded without authentication (the backend clears the session);
   5. `/api/*`: authenticate-cognito with `onUnauthenticatedRequest: deny` (401 without a session);
   6. default: authenticate-cognito, a request without a session is sent to the login.
 An authenticated request is forwarded with `x-amzn-oidc-accesstoken`,
@@ -104,6 +104,8 @@ class Listener:
             return "idpresponse", await self.idp_response(request)
         if request.method == "OPTIONS" and api:
             return "preflight", await self.forward(request, {})
+        if path == "/logout":
+            return "logout", await self.forward(request, {})
         token = bearer(request)
         if token is not None:
             why = await self.validate_jwt(token)
@@ -112,8 +114,6 @@ class Listener:
                     status=401, text=f"401 Unauthorized: {why}\n",
                     headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{why}"'})
             return "jwt", await self.forward(request, {})
-        if path == "/logout":
-            return "logout", await self.forward(request, {})
         session, refreshed = await self.session_of(request)
         if session is None:
             if api:

@@ -244,3 +244,11 @@ def test_the_data_token_is_signed_as_alb_signs_it(stack, tmp_path):
     served = serialization.load_pem_public_key(pem)
     assert isinstance(served, ec.EllipticCurvePublicKey) and served.curve.name == "secp256r1"
     assert requests.get(f"{stack['alb_keys']}/00000000-0000-0000-0000-000000000000", timeout=10).status_code == 404
+
+
+def test_logout_reaches_the_backend_without_a_session_whatever_the_authorization(stack):
+    for headers in ({}, bearer("not-a-jwt")):
+        r = anon(stack, "/logout", headers=headers)
+        assert r.status_code == 302, (headers, r.text)
+        to = urlparse(r.headers["Location"])
+        assert f"{to.scheme}://{to.netloc}" == stack["cognito"] and to.path == "/logout", r.headers["Location"]
