@@ -183,7 +183,7 @@ impl Config {
             "must be a whole number of bytes",
         )?;
         let max_connections: usize =
-            parse_var(&get, "MAX_CONNECTIONS", "10000", "must be a whole number")?;
+            parse_var(&get, "MAX_CONNECTIONS", "4096", "must be a whole number")?;
         if max_connections == 0 {
             return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
         }
@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.token_cache_size, 100_000);
         assert_eq!(c.token_cache_bytes, 32 * 1024 * 1024);
-        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_connections, 4096);
         assert_eq!(c.leeway, Duration::ZERO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.admin_group, "admins");

@@ -273,4 +273,19 @@ mod tests {
         }
         assert_eq!(names.len(), METRICS.len());
     }
+
+    #[test]
+    fn the_readme_metrics_table_lists_exactly_these() {
+        let readme = include_str!("../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `planb_"))
+            .filter_map(|l| l.split_once('`').map(|(n, _)| n))
+            .collect();
+        let mut want: Vec<String> = METRICS.iter().map(|(n, _)| n[6..].to_string()).collect();
+        let mut got: Vec<String> = documented.iter().map(|n| n.to_string()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "backend/README.md's metrics table");
+    }
 }

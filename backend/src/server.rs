@@ -23,6 +23,17 @@ use crate::api::{self, app::App};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
+/// The most of a request hyper buffers: the head must fit (a 16 KiB access
+/// token, ALB's data token and the other headers), and a notes body is read
+/// through it too. A larger head is refused with 431.
+pub const READ_BUFFER_MAX: usize = 40 * 1024;
+/// hyper's connection state, the tokio task and the response write buffer.
+pub const CONNECTION_OVERHEAD: usize = 8 * 1024;
+/// The most one slow client can make a connection hold: a full read buffer
+/// and a notes body being collected.
+pub const CONNECTION_WORST_CASE: usize =
+    READ_BUFFER_MAX + crate::notes::validate::MAX_BODY_BYTES + CONNECTION_OVERHEAD;
+
 /// Longest wait for in-flight requests after a shutdown signal.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// Keep-alive connections may idle this long between requests. Above ALB's
@@ -65,7 +76,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(IDLE_TIMEOUT);
+        .header_read_timeout(IDLE_TIMEOUT)
+        .max_buf_size(READ_BUFFER_MAX);
     let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -154,4 +166,39 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::penalty::MAX_PENALISED_BYTES;
+    use crate::config::Config;
+
+    /// The ECS task's memory, and what the process needs besides connections
+    /// (binary, runtime, allocator slack).
+    const TASK_MEMORY: u64 = 512 * 1024 * 1024;
+    const PROCESS_BASE: u64 = 48 * 1024 * 1024;
+
+    #[test]
+    fn the_worst_case_of_the_defaults_fits_a_512_mib_task() {
+        let c = Config::from_lookup(|k| match k {
+            "COGNITO_USER_POOL_ID" => Some("eu-west-1_AbC123".into()),
+            "COGNITO_REGION" => Some("eu-west-1".into()),
+            "COGNITO_APP_CLIENT_ID" => Some("client1".into()),
+            _ => None,
+        })
+        .unwrap();
+        let connections = c.max_connections as u64 * CONNECTION_WORST_CASE as u64;
+        // The access-token cache, the ALB data cache (same limits), two penalty boxes.
+        let caches = 2 * c.token_cache_bytes + 2 * MAX_PENALISED_BYTES;
+        let total = PROCESS_BASE + caches + connections;
+        assert!(
+            total <= TASK_MEMORY,
+            "{} MiB of connections + {} MiB of caches + {} MiB base = {} MiB",
+            connections >> 20,
+            caches >> 20,
+            PROCESS_BASE >> 20,
+            total >> 20
+        );
+    }
 }

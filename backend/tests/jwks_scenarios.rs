@@ -1,4 +1,4 @@
-//! The JWKS scenarios from issue 2, against the server on loopback and a
+//! The JWKS scenarios (rotation, floods of unknown kids, an unreachable endpoint) against the server on loopback and a
 //! JWKS the test serves on loopback with keys it generates.
 
 mod common;

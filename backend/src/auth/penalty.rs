@@ -13,8 +13,12 @@ use std::time::{Duration, Instant};
 pub const PENALTY: Duration = Duration::from_secs(10);
 /// At most one fetch of a key URL per this interval.
 pub const FETCH_INTERVAL: Duration = Duration::from_secs(1);
-/// Penalised `kid`s remembered at once; past it the oldest go first.
-const MAX_PENALISED: u64 = 10_000;
+/// The memory the penalised `kid`s may take, weighed in bytes (the `kid` and
+/// [`ENTRY_OVERHEAD`]); past it the least used go first. A `kid` is at most
+/// [`super::jwt::MAX_KID_LEN`] bytes, so this holds at least 10,000 of them.
+pub const MAX_PENALISED_BYTES: u64 = 4 * 1024 * 1024;
+/// The cache's own bookkeeping per entry, counted on top of the `kid`.
+pub const ENTRY_OVERHEAD: u32 = 256;
 
 /// Per-`kid` penalties plus a fetch rate for one key URL.
 pub struct PenaltyBox {
@@ -29,7 +33,12 @@ impl PenaltyBox {
     pub fn new(penalty: Duration, interval: Duration) -> PenaltyBox {
         PenaltyBox {
             kids: moka::sync::Cache::builder()
-                .max_capacity(MAX_PENALISED)
+                .max_capacity(MAX_PENALISED_BYTES)
+                .weigher(|kid: &String, _| {
+                    u32::try_from(kid.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(ENTRY_OVERHEAD)
+                })
                 .time_to_live(penalty)
                 .build(),
             interval,
@@ -45,6 +54,12 @@ impl PenaltyBox {
     /// Puts `kid` in the box for the penalty length.
     pub fn penalise(&self, kid: &str) {
         self.kids.insert(kid.to_string(), ());
+    }
+
+    /// The weighed bytes the box holds now (after pending evictions).
+    pub fn weighed_bytes(&self) -> u64 {
+        self.kids.run_pending_tasks();
+        self.kids.weighted_size()
     }
 
     /// Reserves the next fetch slot if it opens within `max_wait`: returns how
@@ -78,6 +93,21 @@ mod tests {
         b.penalise("junk");
         assert!(b.is_penalised("junk"));
         assert!(!b.is_penalised("real"));
+    }
+
+    #[test]
+    fn the_box_is_bounded_in_bytes_not_entries() {
+        let b = PenaltyBox::new(PENALTY, FETCH_INTERVAL);
+        let long = "k".repeat(12 * 1024);
+        for i in 0..2_000 {
+            b.penalise(&format!("{i}{long}"));
+        }
+        assert!(
+            b.weighed_bytes() <= MAX_PENALISED_BYTES,
+            "{}",
+            b.weighed_bytes()
+        );
+        assert!(b.weighed_bytes() > MAX_PENALISED_BYTES / 2);
     }
 
     #[test]
