@@ -200,7 +200,8 @@ impl Config {
         let logout = match (get("COGNITO_DOMAIN"), get("LOGOUT_REDIRECT_URL")) {
             (Some(domain), Some(redirect)) => Some(LogoutConfig {
                 cognito_domain: http_url("COGNITO_DOMAIN", domain)?,
-                redirect_url: http_url("LOGOUT_REDIRECT_URL", redirect)?,
+                // Kept exactly as given: Cognito compares it with the client's sign-out URLs.
+                redirect_url: exact_http_url("LOGOUT_REDIRECT_URL", redirect)?,
             }),
             (Some(_), None) => {
                 return Err(bad("LOGOUT_REDIRECT_URL", "required with COGNITO_DOMAIN"))
@@ -311,6 +312,11 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
             }
         })
         .collect()
+}
+
+fn exact_http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
+    let url = url.trim().to_string();
+    http_url(var, url.clone()).map(|_| url)
 }
 
 fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
@@ -545,7 +551,7 @@ mod tests {
             logout.cognito_domain,
             "https://planb.auth.eu-west-1.amazoncognito.com"
         );
-        assert_eq!(logout.redirect_url, "https://app.example.com");
+        assert_eq!(logout.redirect_url, "https://app.example.com/");
         assert_eq!(
             c.cors_allowed_origins,
             ["https://a.example.com", "http://127.0.0.1:3000"]

@@ -63,11 +63,21 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
         percent_encode(&app.logout_client_id),
         percent_encode(&logout.redirect_url)
     );
+    // ALB sets its shards Secure on HTTPS; a plain-HTTP listener (a local stack) cannot.
+    let secure = match headers.get("x-forwarded-proto") {
+        Some(proto) => proto.as_bytes().eq_ignore_ascii_case(b"https"),
+        None => true,
+    };
+    let attributes = if secure {
+        "; Secure; HttpOnly"
+    } else {
+        "; HttpOnly"
+    };
     let mut r = StatusCode::FOUND.into_response();
     let h = r.headers_mut();
     for name in session_shards(&headers) {
         let expired = format!(
-            "{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly"
+            "{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0{attributes}"
         );
         if let Ok(v) = HeaderValue::from_str(&expired) {
             h.append(SET_COOKIE, v);
