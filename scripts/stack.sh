@@ -397,7 +397,7 @@ print_try() {
 The stack is up (state and logs in $RUN; 'make down' stops it).
   browser: open $ALB/ and sign in as alice or bob, password $(field alice password)
            (ALB1's login through the Cognito domain stand-in, $COGNITO_PUBLIC)
-  session: COOKIE=\$(PYTHONPATH=testkit $VENV/bin/python -m alb1 login --alb $ALB --user alice --password '$(field alice password)')
+  session: COOKIE=\$(PYTHONPATH=$ROOT/testkit $VENV/bin/python -m alb1 login --alb $ALB --user alice --password '$(field alice password)')
            curl -H "Cookie: \$COOKIE" $ALB/api/me
            curl -X PUT -H "Cookie: \$COOKIE" -d '{"text": "milk"}' $ALB/api/notes/groceries
            curl -H "Cookie: \$COOKIE" "$ALB/api/notes?limit=10"
