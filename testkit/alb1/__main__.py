@@ -21,10 +21,12 @@ from .oidc_data import DataSigner, load_or_create_key, public_pem
 
 
 def log(line):
+    """One line of the stand-in's log (stdout, flushed: the stack keeps it in alb1.log)."""
     print(f"alb1: {line}", flush=True)
 
 
 def host_port(text):
+    """`host:port` as a (host, port) pair, for argparse."""
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected host:port, got '{text}'")
@@ -32,6 +34,7 @@ def host_port(text):
 
 
 def claim(text):
+    """`name=value` as a pair, for argparse."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected name=value, got '{text}'")
@@ -39,6 +42,7 @@ def claim(text):
 
 
 async def serve(cfg):
+    """The listener, the Cognito domain and the key endpoint, until SIGTERM or SIGINT."""
     key = load_or_create_key(cfg.key_file)
     signer = DataSigner(key, cfg.kid, cfg.alb_arn)
     apps = [(Listener(cfg, signer, log).app(), cfg.listen),
@@ -62,6 +66,7 @@ async def serve(cfg):
 
 
 def headers(args):
+    """Prints the x-amzn-oidc-* headers for the user in `--user-json`."""
     user = json.load(open(args.user_json))
     signer = DataSigner(load_or_create_key(args.key_file), args.kid, args.alb_arn)
     claims = {"sub": user["sub"], "username": user["username"]}
@@ -71,6 +76,7 @@ def headers(args):
 
 
 def parser():
+    """The command line: serve, login, token, headers."""
     ap = argparse.ArgumentParser(prog="alb1", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -113,6 +119,7 @@ def parser():
 
 
 def main():
+    """Runs the command the arguments name."""
     args = parser().parse_args()
     if args.cmd == "serve":
         args.listen_port = args.listen[1]

@@ -83,11 +83,13 @@ class Listener:
         return app
 
     async def open_client(self, _app):
+        """The HTTP client for the target and the Cognito domain, made on the server's loop."""
         # No cookie jar: the stand-in never keeps what a target sets, the browser does.
         self.http = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
                                           timeout=aiohttp.ClientTimeout(total=65))
 
     async def close_client(self, _app):
+        """Closes the HTTP client with the server."""
         await self.http.close()
 
     async def handle(self, request):
@@ -97,6 +99,7 @@ class Listener:
         return response
 
     async def route(self, request):
+        """(the rule's name, the answer) for a request, the rules in the module doc's order."""
         path, api = request.path, request.path.startswith("/api/")
         if is_internal(path):
             return "internal-404", web.Response(status=404, text=NOT_FOUND, content_type="application/json")
@@ -144,6 +147,7 @@ class Listener:
     # --- the Cognito login ---
 
     def callback_url(self, request):
+        """The login's redirect_uri, built from the request's Host as ALB builds it."""
         return f"http://{request.host}{CALLBACK}"
 
     def to_login(self, request):
@@ -194,6 +198,7 @@ class Listener:
             return await r.json()
 
     async def user_info(self, access_token):
+        """The user's claims from the Cognito domain's userInfo, or None."""
         async with self.http.get(f"{self.cfg.cognito_url}/oauth2/userInfo",
                                  headers={"Authorization": f"Bearer {access_token}"}) as r:
             return await r.json() if r.status == 200 else None
@@ -228,6 +233,8 @@ class Listener:
     # --- the forward to the target (planb-proxy) ---
 
     def upstream_headers(self, request, added):
+        """The forwarded request's headers: the client's (no hop-by-hop, no x-amzn-oidc-*),
+        Host kept, X-Forwarded-*, a trace id, then `added`."""
         headers = CIMultiDict()
         named = {v.strip().lower() for v in request.headers.get("Connection", "").split(",")}
         for name, value in request.headers.items():

@@ -10,6 +10,7 @@ beside the stack's logs (the directory is named in the failure).
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -23,8 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import sys  # noqa: E402  (the e2e helpers live beside the other end-to-end tests)
-
+# The stack helper lives beside the other end-to-end tests (and puts testkit/ on the path).
 sys.path.insert(0, os.path.join(ROOT, "testkit", "e2e"))
 import standin_stack  # noqa: E402
 from alb1.client import machine_token  # noqa: E402
