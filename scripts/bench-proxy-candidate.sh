@@ -12,7 +12,7 @@
 set -euo pipefail
 : "${LISTEN_ADDR:?set by bench.py}" "${UPSTREAM_ADDR:?set by bench.py}" "${WORK_DIR:?set by bench.py}"
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${PLANB_PROXY_BIN:-$root/target/release/planb-proxy}
+bin=${PLANB_PROXY_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/planb-proxy}
 [[ -x $bin ]] || { echo "bench-proxy-candidate: $bin is missing: cargo build --release -p planb-proxy" >&2; exit 1; }
 src=$root/systemd/proxy.yaml
 conf=$WORK_DIR/planb-proxy.yaml
