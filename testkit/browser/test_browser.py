@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import uuid
-from contextlib import contextmanager
 
 import pytest
 from selenium import webdriver
@@ -63,30 +62,27 @@ def browser(stack, request):
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(WAIT_SECS)
     try:
-        with evidence(driver, stack["run"], request.node.name):
-            yield driver
+        yield driver
+        call = getattr(request.node, "report_call", None)
+        if call is None or call.failed:
+            save_evidence(driver, stack["run"], request.node.name)
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@contextmanager
-def evidence(driver, run, name):
-    """On failure: screenshot, HTML and console log of the page, saved under `run`."""
+def save_evidence(driver, run, name):
+    """Screenshot, HTML and console log of the page, saved under `run` beside the stack's logs."""
+    prefix = os.path.join(run, name)
     try:
-        yield
-    except BaseException:
-        prefix = os.path.join(run, name)
-        try:
-            driver.save_screenshot(f"{prefix}.png")
-            with open(f"{prefix}.html", "w") as f:
-                f.write(f"<!-- {driver.current_url} -->\n{driver.page_source}")
-            with open(f"{prefix}.console.json", "w") as f:
-                json.dump(driver.get_log("browser"), f, indent=1)
-        except WebDriverException as e:
-            print(f"could not save the page's evidence: {e}")
-        print(f"browser evidence and the stack's logs: {run}")
-        raise
+        driver.save_screenshot(f"{prefix}.png")
+        with open(f"{prefix}.html", "w") as f:
+            f.write(f"<!-- {driver.current_url} -->\n{driver.page_source}")
+        with open(f"{prefix}.console.json", "w") as f:
+            json.dump(driver.get_log("browser"), f, indent=1)
+    except WebDriverException as e:
+        print(f"could not save the page's evidence: {e}")
+    print(f"browser evidence and the stack's logs: {run}")
 
 
 def wait(driver, what, condition):
