@@ -154,7 +154,7 @@ wait_http() {
 seed() {
   say "seeding moto: a Cognito pool, ALB1's app client, users alice (group admins) and bob, a machine client; SSM $SSM_PARAMETER"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" cognito --endpoint "$MOTO" --region "$REGION" \
-    --user alice --group admins --callback-url "$ALB/oauth2/idpresponse" --logout-url "$ALB" >"$RUN/alice.json"
+    --user alice --group admins --callback-url "$ALB/oauth2/idpresponse" --logout-url "$ALB/" >"$RUN/alice.json"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" cognito --endpoint "$MOTO" --region "$REGION" \
     --user bob --pool-id "$(field alice pool_id)" --client-id "$(field alice client_id)" >"$RUN/bob.json"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" machine-client --endpoint "$MOTO" --region "$REGION" \
@@ -181,11 +181,12 @@ alb1() { PYTHONPATH=$ROOT/testkit "$VENV/bin/python" -m alb1 "$@"; }
 start_backend() {
   say "starting planb-backend on 127.0.0.1:$BACKEND_PORT (log: $RUN/backend.log)"
   # Allowed clients: ALB1's app client and the machine client, as infra passes them. The sign-out
-  # URL is the one registered on the app client, character for character (Cognito compares exactly).
+  # URL is the one registered on the app client, character for character (Cognito compares exactly),
+  # with the trailing slash infra's URL has.
   COGNITO_USER_POOL_ID=$(field alice pool_id) COGNITO_REGION=$REGION \
     COGNITO_APP_CLIENT_ID=$(field alice client_id),$(field machine client_id) COGNITO_JWKS_URL=$(field alice jwks_url) \
     ALB_ARN=$ALB_ARN ALB_PUBLIC_KEY_URL=${ALB_PUBLIC_KEY_URL:-$ALB_KEYS} \
-    COGNITO_DOMAIN=$COGNITO_PUBLIC LOGOUT_REDIRECT_URL=$ALB \
+    COGNITO_DOMAIN=$COGNITO_PUBLIC LOGOUT_REDIRECT_URL=$ALB/ \
     NOTES_TABLE=$NOTES_TABLE NOTES_CURSOR_KEY=$(cat "$RUN/cursor.key") \
     AWS_ENDPOINT_URL_DYNAMODB=$MOTO AWS_REGION=$REGION AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
     LISTEN_ADDR=127.0.0.1:$BACKEND_PORT start backend "$BIN/planb-backend"

@@ -206,7 +206,7 @@ def test_sign_out_clears_the_session_and_the_hosted_ui_session(stack):
     assert any(h.startswith(f"{COOKIE}-0=") and ("Max-Age=0" in h or "1970" in h) for h in expiring), expiring
     to = urlparse(r.headers["Location"])
     assert f"{to.scheme}://{to.netloc}" == stack["cognito"] and to.path == "/logout"
-    assert parse_qs(to.query)["logout_uri"] == [stack["alb"]]
+    assert parse_qs(to.query)["logout_uri"] == [f"{stack['alb']}/"]
     end = s.get(r.headers["Location"], timeout=10)
     assert 'id="username"' in end.text, "after sign-out, / asks for the login again"
     assert not shard_names(s)
