@@ -4,8 +4,9 @@
 //! Pingora's own request path on the machine at hand.
 //!
 //! Environment (set by `bench/bench.py`): `LISTEN_ADDR`, `UPSTREAM_ADDR` (`ip:port`) and
-//! `THREADS` (default 1), laid out as planb-proxy's shipped config lays them out: one
-//! single-threaded runtime per thread (`work_stealing: false`).
+//! `THREADS` (default 1), laid out as planb-proxy lays out its `threads`: that many proxy
+//! services of one thread each on the same address, so each serves the connections it
+//! accepts on its own runtime (Pingora's fd table hands them one listening socket).
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
@@ -47,15 +48,20 @@ fn env_var<T: std::str::FromStr>(name: &str, default: Option<T>) -> T {
 fn main() {
     let listen: SocketAddr = env_var("LISTEN_ADDR", None);
     let upstream: SocketAddr = env_var("UPSTREAM_ADDR", None);
+    let threads: usize = env_var("THREADS", Some(1));
     let conf = ServerConf {
-        threads: env_var("THREADS", Some(1)),
         work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service = http_proxy_service(&server.configuration, Bare(upstream));
-    service.add_tcp(&listen.to_string());
-    server.add_service(service);
+    // Pingora closes the shared descriptor once per service at exit; planb-proxy guards
+    // against that (its reloads hand the socket over), a benchmark proxy that is killed need not.
+    for _ in 0..threads.max(1) {
+        let mut service = http_proxy_service(&server.configuration, Bare(upstream));
+        service.threads = Some(1);
+        service.add_tcp(&listen.to_string());
+        server.add_service(service);
+    }
     server.run_forever();
 }
