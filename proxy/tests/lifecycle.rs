@@ -5,8 +5,6 @@
 mod common;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -107,31 +105,9 @@ fn a_binary_upgrade_under_load_fails_no_request() {
     let old_pid = old.pid();
 
     // Load: 4 clients, each a new connection per request, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let listen = conf.listen;
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match get(listen, "/slow?ms=20", &[]) {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("status {}", r.status)),
-                        Err(e) => failures.lock().unwrap().push(e.to_string()),
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(conf.listen, 4, "/slow?ms=20");
     std::thread::sleep(Duration::from_millis(500));
-    let before = ok.load(Ordering::Relaxed);
+    let before = load.answered();
     assert!(before > 0, "no load before the upgrade");
 
     // ExecReload, line 1: the new binary with -u -d. Its parent returns once
@@ -170,14 +146,9 @@ fn a_binary_upgrade_under_load_fails_no_request() {
         "old process did not exit:\n{}",
         conf.log_text()
     );
-    let at_old_exit = ok.load(Ordering::Relaxed);
+    let at_old_exit = load.answered();
     std::thread::sleep(Duration::from_millis(1000));
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let total = ok.load(Ordering::Relaxed);
-    let failures = failures.lock().unwrap();
+    let (total, failures) = load.finish();
     assert!(
         failures.is_empty(),
         "{} failed requests: {:?}\n{}",

@@ -89,37 +89,14 @@ fn connections_opened_at_a_high_rate_through_two_handovers_are_all_served() {
     let mut first = conf.start(&[]);
     let mut daemons = Daemons(Vec::new());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let listen = conf.listen;
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match get(listen, "/rate", &[]) {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("status {}", r.status)),
-                        Err(e) => failures.lock().unwrap().push(e.to_string()),
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(conf.listen, 8, "/rate");
     std::thread::sleep(Duration::from_millis(500));
-    let before = ok.load(Ordering::Relaxed);
-    assert!(before > 0, "no load before the first handover");
+    assert!(load.answered() > 0, "no load before the first handover");
 
     let mut old = first.pid();
     let mut served_during = Vec::new();
     for round in 0..2 {
-        let at_start = ok.load(Ordering::Relaxed);
+        let at_start = load.answered();
         let new = reload(&conf, old);
         daemons.0.push(new);
         if round == 0 {
@@ -131,18 +108,13 @@ fn connections_opened_at_a_high_rate_through_two_handovers_are_all_served() {
         } else {
             wait_gone(&conf, old, Duration::from_secs(30));
         }
-        served_during.push(ok.load(Ordering::Relaxed) - at_start);
+        served_during.push(load.answered() - at_start);
         old = new;
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let failures = failures.lock().unwrap();
+    let (answered, failures) = load.finish();
     eprintln!(
-        "connections served: {} in all, {served_during:?} during the two handovers; failed: {}",
-        ok.load(Ordering::Relaxed),
+        "connections served: {answered} in all, {served_during:?} during the two handovers; failed: {}",
         failures.len()
     );
     assert!(

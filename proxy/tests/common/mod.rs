@@ -605,3 +605,61 @@ pub fn who(addr: SocketAddr) -> String {
         Err(e) => format!("error {e}"),
     }
 }
+
+/// Clients that each send `GET path` on a new connection per request, as fast
+/// as answers come, until [`Load::finish`].
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests answered 200.
+    pub ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, clients: usize, path: &'static str) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(addr, path, &[]) {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("status {}", r.status)),
+                            Err(e) => failures.lock().unwrap().push(e.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failures,
+            clients,
+        }
+    }
+
+    /// Requests answered 200 so far.
+    pub fn answered(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients: what was answered, and every failure.
+    pub fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.join().unwrap();
+        }
+        let failures = std::mem::take(&mut *self.failures.lock().unwrap());
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
