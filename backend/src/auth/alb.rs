@@ -13,9 +13,12 @@ use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
 use super::fetch::Fetcher;
@@ -34,6 +37,12 @@ const MAX_KEYS: u64 = 64;
 const MAX_LAST_GOOD: usize = 16;
 /// A fetched key is fetched again after this long (the last good one stays the fallback).
 pub const KEY_TTL: Duration = Duration::from_secs(3600);
+/// Distinct `kid`s waiting for a fetch slot at once (a few KiB); past it a new
+/// `kid` is refused at once, while a `kid` already waiting still takes waiters.
+pub const MAX_PENDING_KIDS: usize = 256;
+/// How many fetch intervals a request waits for its `kid`'s fetch to start
+/// before it is refused.
+pub const MAX_WAIT_INTERVALS: u32 = 2;
 
 /// The PEM body's standard base64.
 const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(&STANDARD, GeneralPurposeConfig::new());
@@ -135,26 +144,165 @@ impl Default for KeyTiming {
 /// Why a key could not be had; logged, never sent to clients.
 #[derive(Debug, Clone)]
 enum KeyError {
-    /// Another fetch holds the next slot: not the `kid`'s fault, no penalty.
+    /// No fetch slot in time, or too many `kid`s waiting: not the `kid`'s
+    /// fault, no penalty.
     RateLimited,
-    /// The fetch or the PEM failed.
-    Failed(String),
+    /// The fetch or the PEM failed (the `kid` is penalised), or it already was.
+    Failed,
 }
 
-/// The ALB public keys by `kid`, the same shape as the JWKS path: concurrent
-/// fetches of one `kid` are shared, a `kid` whose fetch failed is penalised,
-/// the key URL is fetched at most once per interval whatever the `kid`s (a
-/// request waits for the next slot if it opens within one interval, else is
-/// refused without a fetch), and a key that verified a signature once is kept
-/// as the last good one when a later fetch fails.
-pub struct AlbKeys {
+/// What the waiters of one `kid` are told when its fetch ends.
+type Outcome = Result<Arc<AlbKey>, KeyError>;
+
+/// A request's place among a `kid`'s waiters, and where its outcome arrives.
+type Joined<'a> = (Waiter<'a>, watch::Receiver<Option<Outcome>>);
+
+/// One `kid` waiting for a fetch slot, or being fetched.
+struct Pending {
+    /// Requests waiting for this `kid` now.
+    waiters: usize,
+    /// Arrival order, unique per entry: among equals the longest waiting goes
+    /// first, and a waiter only withdraws from the entry it joined.
+    since: u64,
+    /// Its slot came and its fetch runs: it is not picked again.
+    in_flight: bool,
+    done: watch::Sender<Option<Outcome>>,
+}
+
+/// The `kid`s waiting for the key URL's next fetch slot.
+#[derive(Default)]
+struct Queue {
+    pending: HashMap<String, Pending>,
+    arrivals: u64,
+}
+
+impl Queue {
+    /// The `kid` the next slot goes to: the most waiters, then the longest waiting.
+    fn top(&self) -> Option<(&String, &Pending)> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| !p.in_flight)
+            .max_by_key(|(_, p)| (p.waiters, Reverse(p.since)))
+    }
+}
+
+/// What a key fetch needs, shared with the task that runs it.
+struct Store {
     key_url: String,
     fetcher: Fetcher,
     metrics: Arc<Metrics>,
-    interval: Duration,
-    fetched: moka::future::Cache<String, Arc<AlbKey>>,
-    last_good: RwLock<HashMap<String, Arc<AlbKey>>>,
+    fetched: moka::sync::Cache<String, Arc<AlbKey>>,
     penalty: PenaltyBox,
+    queue: Mutex<Queue>,
+}
+
+impl Store {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fetches and parses the key for `kid`, counting the fetch.
+    async fn get(&self, kid: &str) -> Result<AlbKey, String> {
+        let url = format!("{}/{kid}", self.key_url);
+        let body = self.fetcher.get(&url, MAX_KEY_BYTES).await;
+        self.metrics.alb_key_fetch(body.is_ok());
+        let body = body.map_err(|e| e.to_string())?;
+        parse_pem_key(&body).ok_or_else(|| "not a P-256 public key PEM".into())
+    }
+}
+
+/// One started fetch. However its task ends (done, panicked, or dropped with
+/// the runtime), dropping this takes the `kid` off the queue and tells its
+/// waiters, so none waits on a fetch that no longer runs.
+struct Flight {
+    store: Arc<Store>,
+    kid: String,
+    since: u64,
+    outcome: Outcome,
+}
+
+impl Flight {
+    async fn run(mut self) {
+        self.outcome = match self.store.get(&self.kid).await {
+            Ok(key) => {
+                let key = Arc::new(key);
+                // Cached before the entry goes, so a later request finds one or the other.
+                self.store.fetched.insert(self.kid.clone(), key.clone());
+                Ok(key)
+            }
+            Err(why) => {
+                tracing::warn!(key_url = %self.store.key_url, kid = %self.kid, error = %why, "ALB public key fetch failed");
+                self.store.penalty.penalise(&self.kid);
+                Err(KeyError::Failed)
+            }
+        };
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut queue = self.store.queue();
+        if queue.pending.get(&self.kid).map(|p| p.since) == Some(self.since) {
+            if let Some(p) = queue.pending.remove(&self.kid) {
+                p.done.send_replace(Some(self.outcome.clone()));
+            }
+        }
+    }
+}
+
+/// One request's place among a `kid`'s waiters; leaving (answered, refused or
+/// dropped) withdraws it, and the last to leave a `kid` not yet fetched frees
+/// its place in the queue.
+struct Waiter<'a> {
+    store: &'a Store,
+    kid: &'a str,
+    since: u64,
+}
+
+impl Waiter<'_> {
+    fn in_flight(&self) -> bool {
+        let queue = self.store.queue();
+        queue
+            .pending
+            .get(self.kid)
+            .is_some_and(|p| p.since == self.since && p.in_flight)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.store.queue();
+        let Some(p) = queue.pending.get_mut(self.kid) else {
+            return;
+        };
+        if p.since != self.since {
+            return;
+        }
+        p.waiters = p.waiters.saturating_sub(1);
+        if p.waiters == 0 && !p.in_flight {
+            queue.pending.remove(self.kid);
+        }
+    }
+}
+
+/// The ALB public keys by `kid`, the same shape as the JWKS path: concurrent
+/// requests for one `kid` share one fetch, a `kid` whose fetch failed is
+/// penalised, the key URL is fetched at most once per interval whatever the
+/// `kid`s, and a key that verified a signature once is kept as the last good
+/// one when a later fetch fails.
+///
+/// Unknown `kid`s queue for the fetch slots (at most [`MAX_PENDING_KIDS`] of
+/// them), and each slot goes to the `kid` with the most requests waiting, then
+/// the one waiting longest: a flood of junk `kid`s, one request each, cannot
+/// keep out a real new key that live traffic keeps asking for. A request
+/// waits at most [`MAX_WAIT_INTERVALS`] intervals for its `kid`'s fetch to
+/// start, then is refused without a penalty.
+pub struct AlbKeys {
+    store: Arc<Store>,
+    interval: Duration,
+    /// Held by the one waiter that waits for the next slot and starts its fetch.
+    slot: tokio::sync::Mutex<()>,
+    last_good: RwLock<HashMap<String, Arc<AlbKey>>>,
 }
 
 impl AlbKeys {
@@ -166,53 +314,133 @@ impl AlbKeys {
         timing: KeyTiming,
     ) -> AlbKeys {
         AlbKeys {
-            key_url,
-            fetcher,
-            metrics,
+            store: Arc::new(Store {
+                key_url,
+                fetcher,
+                metrics,
+                fetched: moka::sync::Cache::builder()
+                    .max_capacity(MAX_KEYS)
+                    .time_to_live(timing.ttl)
+                    .build(),
+                penalty: PenaltyBox::new(timing.penalty, timing.interval),
+                queue: Mutex::new(Queue::default()),
+            }),
             interval: timing.interval,
-            fetched: moka::future::Cache::builder()
-                .max_capacity(MAX_KEYS)
-                .time_to_live(timing.ttl)
-                .build(),
+            slot: tokio::sync::Mutex::new(()),
             last_good: RwLock::new(HashMap::new()),
-            penalty: PenaltyBox::new(timing.penalty, timing.interval),
         }
     }
 
     /// The public key for `kid`.
     async fn key(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
-        if let Some(k) = self.fetched.get(kid).await {
+        if let Some(k) = self.store.fetched.get(kid) {
             return Ok(k);
         }
-        if self.penalty.is_penalised(kid) {
+        if self.store.penalty.is_penalised(kid) {
             return self.last_good(kid);
         }
-        let fetched = self.fetched.try_get_with_by_ref(kid, self.fetch(kid)).await;
-        match fetched {
+        match self.fetch(kid).await {
             Ok(k) => Ok(k),
-            Err(e) => {
-                if let KeyError::Failed(why) = &*e {
-                    tracing::warn!(key_url = %self.key_url, kid, error = %why, "ALB public key fetch failed");
-                    self.penalty.penalise(kid);
+            Err(KeyError::RateLimited | KeyError::Failed) => self.last_good(kid),
+        }
+    }
+
+    /// Waits for `kid`'s fetch: joins its waiters, and while it waits, takes
+    /// its turn at starting the fetch of whichever `kid` the next slot goes to.
+    async fn fetch(&self, kid: &str) -> Outcome {
+        let deadline = Instant::now() + self.interval * MAX_WAIT_INTERVALS;
+        let (waiter, mut done) = match self.join(kid) {
+            Ok(joined) => joined,
+            Err(now) => return now,
+        };
+        loop {
+            tokio::select! {
+                biased;
+                outcome = outcome(&mut done) => return outcome,
+                () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
+                _slot = self.slot.lock(), if !waiter.in_flight() => {
+                    tokio::select! {
+                        biased;
+                        outcome = outcome(&mut done) => return outcome,
+                        () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
+                        () = self.next_slot() => self.start_top_fetch(),
+                    }
                 }
-                self.last_good(kid)
             }
         }
     }
 
-    async fn fetch(&self, kid: &str) -> Result<Arc<AlbKey>, KeyError> {
-        let wait = self
-            .penalty
-            .reserve_within(self.interval)
-            .ok_or(KeyError::RateLimited)?;
-        tokio::time::sleep(wait).await;
-        let url = format!("{}/{kid}", self.key_url);
-        let body = self.fetcher.get(&url, MAX_KEY_BYTES).await;
-        self.metrics.alb_key_fetch(body.is_ok());
-        let body = body.map_err(|e| KeyError::Failed(e.to_string()))?;
-        parse_pem_key(&body)
-            .map(Arc::new)
-            .ok_or_else(|| KeyError::Failed("not a P-256 public key PEM".into()))
+    /// Joins `kid`'s waiters (queueing it if new), or answers at once: it was
+    /// fetched or penalised meanwhile, or the queue is full.
+    fn join<'a>(&'a self, kid: &'a str) -> Result<Joined<'a>, Outcome> {
+        let store = &*self.store;
+        let mut queue = store.queue();
+        if let Some(k) = store.fetched.get(kid) {
+            return Err(Ok(k));
+        }
+        if store.penalty.is_penalised(kid) {
+            return Err(Err(KeyError::Failed));
+        }
+        if let Some(p) = queue.pending.get_mut(kid) {
+            p.waiters += 1;
+            let waiter = Waiter {
+                store,
+                kid,
+                since: p.since,
+            };
+            return Ok((waiter, p.done.subscribe()));
+        }
+        if queue.pending.len() >= MAX_PENDING_KIDS {
+            return Err(Err(KeyError::RateLimited));
+        }
+        queue.arrivals += 1;
+        let since = queue.arrivals;
+        let (done, rx) = watch::channel(None);
+        queue.pending.insert(
+            kid.to_string(),
+            Pending {
+                waiters: 1,
+                since,
+                in_flight: false,
+                done,
+            },
+        );
+        Ok((Waiter { store, kid, since }, rx))
+    }
+
+    /// Returns once the key URL's next fetch slot is open.
+    async fn next_slot(&self) {
+        loop {
+            let wait = self.store.penalty.until_next_slot();
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes the open slot for the top `kid` and starts its fetch. The fetch
+    /// runs in its own task, so the request that started it may leave (time
+    /// out, or its client hang up) without cancelling it for the others.
+    fn start_top_fetch(&self) {
+        let mut queue = self.store.queue();
+        let Some((kid, since)) = queue.top().map(|(k, p)| (k.clone(), p.since)) else {
+            return;
+        };
+        if self.store.penalty.reserve_within(Duration::ZERO).is_none() {
+            return;
+        }
+        if let Some(p) = queue.pending.get_mut(&kid) {
+            p.in_flight = true;
+        }
+        drop(queue);
+        let flight = Flight {
+            store: self.store.clone(),
+            kid,
+            since,
+            outcome: Err(KeyError::RateLimited),
+        };
+        tokio::spawn(flight.run());
     }
 
     fn last_good(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
@@ -231,6 +459,25 @@ impl AlbKeys {
             held.clear();
         }
         held.insert(kid.to_string(), key.clone());
+    }
+}
+
+/// The outcome of the fetch `done` waits for; a fetch that ended without one
+/// counts as no slot.
+async fn outcome(done: &mut watch::Receiver<Option<Outcome>>) -> Outcome {
+    match done.wait_for(Option::is_some).await {
+        Ok(got) => got.clone().unwrap_or(Err(KeyError::RateLimited)),
+        Err(_) => Err(KeyError::RateLimited),
+    }
+}
+
+/// At the deadline: a fetch already under way is waited for (its own time
+/// limits bound it); otherwise the request is refused.
+async fn give_up(waiter: &Waiter<'_>, done: &mut watch::Receiver<Option<Outcome>>) -> Outcome {
+    if waiter.in_flight() {
+        outcome(done).await
+    } else {
+        Err(KeyError::RateLimited)
     }
 }
 
@@ -405,6 +652,14 @@ mod tests {
     /// A loopback stand-in for ALB's public key endpoint, serving the ALB
     /// stand-in key's PEM for any path; counts requests.
     async fn key_endpoint(pem: String, status: u16) -> (String, Arc<AtomicUsize>) {
+        key_endpoint_by_path(pem, move |_| status).await
+    }
+
+    /// Like [`key_endpoint`], with the status chosen by the request's path.
+    async fn key_endpoint_by_path(
+        pem: String,
+        status_of: impl Fn(&str) -> u16 + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hits = Arc::new(AtomicUsize::new(0));
@@ -414,10 +669,14 @@ mod tests {
                 let (mut s, _) = listener.accept().await.unwrap();
                 h.fetch_add(1, Ordering::SeqCst);
                 let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split(' ').nth(1).unwrap_or("");
+                let status = status_of(path);
+                let body = if status == 200 { pem.as_str() } else { "" };
                 let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{pem}",
-                    pem.len()
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = s.write_all(resp.as_bytes()).await;
             }
@@ -666,47 +925,207 @@ mod tests {
         assert!(v.verify(&forged, who(), now()).await.is_err());
     }
 
+    /// The data-token cache off: every request goes to the keys.
+    const NO_CACHE: CacheLimits = CacheLimits {
+        entries: 0,
+        bytes: 0,
+    };
+
+    /// Short fetch intervals, so the flood tests take a fraction of a second.
+    fn fast_timing() -> KeyTiming {
+        KeyTiming {
+            interval: Duration::from_millis(100),
+            ..KeyTiming::default()
+        }
+    }
+
+    /// `x-amzn-oidc-data` for `kid`, signed by `key`, with the right signer.
+    fn token_for(key: &AlbStandInKey, kid: &str) -> String {
+        let exp = now() + 60.0;
+        let mut h = alb_header(exp);
+        h["kid"] = json!(kid);
+        key.sign(&h, &alb_payload(exp), true)
+    }
+
+    /// A fresh UUID `kid` per `i`, never the stand-in's.
+    fn junk_kid(i: usize) -> String {
+        format!("0bad0000-8d7e-4b1a-9c0d-{i:012}")
+    }
+
     #[tokio::test]
     async fn rule8_a_flood_of_fresh_kids_is_bounded_by_the_fetch_rate() {
         let key = AlbStandInKey::generate();
-        let (v, hits) = verifier(&key, 404).await;
-        let v = Arc::new(v);
-        let kids: Vec<String> = (0..20)
-            .map(|i| format!("6f1c3a52-8d7e-4b1a-9c0d-{i:012}"))
-            .collect();
-        let flood = |kids: Vec<String>| {
-            let v = v.clone();
-            let tokens: Vec<String> = kids
-                .iter()
-                .map(|kid| {
-                    let exp = now() + 60.0;
-                    let mut h = alb_header(exp);
-                    h["kid"] = json!(kid);
-                    key.sign(&h, &alb_payload(exp), true)
+        let (url, hits) = key_endpoint(key.pem(), 404).await;
+        let timing = fast_timing();
+        let v = Arc::new(verifier_at(url, timing, NO_CACHE));
+        let flood = |kids: std::ops::Range<usize>| {
+            let tasks: Vec<_> = kids
+                .map(|i| {
+                    let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
+                    tokio::spawn(async move { v.verify(&t, who(), now()).await })
                 })
                 .collect();
             async move {
-                let tasks: Vec<_> = tokens
-                    .into_iter()
-                    .map(|t| {
-                        let v = v.clone();
-                        tokio::spawn(async move { v.verify(&t, who(), now()).await })
-                    })
-                    .collect();
                 for t in tasks {
                     assert_eq!(t.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
                 }
             }
         };
-        flood(kids.clone()).await;
-        let after_flood = hits.load(Ordering::SeqCst);
+        let bound = |elapsed: Duration| {
+            (elapsed.as_secs_f64() / timing.interval.as_secs_f64()) as usize + 1
+        };
+        let t0 = Instant::now();
+        flood(0..20).await;
+        let (after_flood, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
         assert!(
-            (1..=2).contains(&after_flood),
-            "one fetch now and at most one in the next slot, got {after_flood}"
+            (1..=bound(elapsed)).contains(&after_flood),
+            "one fetch now and at most one per slot while they wait, got {after_flood} in {elapsed:?}"
         );
-        flood(kids).await;
-        let again = hits.load(Ordering::SeqCst) - after_flood;
-        assert!(again <= 2, "still at most one fetch per slot, got {again}");
+        assert!(
+            elapsed <= timing.interval * (MAX_WAIT_INTERVALS + 1),
+            "a request waits at most {MAX_WAIT_INTERVALS} intervals, took {elapsed:?}"
+        );
+        // The same kids again: the fetched ones are penalised, the rest queue again.
+        flood(0..20).await;
+        let (total, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
+        assert!(total <= bound(elapsed), "{total} fetches in {elapsed:?}");
+        assert!(drained(&v).await, "nothing stays queued");
+    }
+
+    /// True once no `kid` is queued or being fetched (a fetch whose waiters
+    /// all left still ends on its own).
+    async fn drained(v: &AlbVerifier) -> bool {
+        for _ in 0..100 {
+            if v.keys.store.queue().pending.is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn rule8_a_real_new_kid_is_fetched_within_two_slots_during_a_flood_of_fresh_kids() {
+        let key = Arc::new(AlbStandInKey::generate());
+        let real = format!("/{ALB_KID}");
+        let (url, hits) =
+            key_endpoint_by_path(key.pem(), move |path| if path == real { 200 } else { 404 }).await;
+        let timing = fast_timing();
+        let v = Arc::new(verifier_at(url, timing, NO_CACHE));
+        let t0 = Instant::now();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The attacker: a fresh kid with the right signer every millisecond or so,
+        // each sent without waiting for the answers before it.
+        let attacker = {
+            let (v, key, stop) = (v.clone(), key.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let (v, t) = (v.clone(), token_for(&key, &junk_kid(sent.len())));
+                    sent.push(tokio::spawn(
+                        async move { v.verify(&t, who(), now()).await },
+                    ));
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                for s in &mut sent {
+                    assert_eq!(s.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+                }
+                sent.len()
+            })
+        };
+        // The flood holds the slots before the real key is first asked for, out
+        // of step with the slots as real traffic is.
+        tokio::time::sleep(timing.interval * 5 / 2).await;
+        let asked = Instant::now();
+        let real = token_for(&key, ALB_KID);
+        let mut requests = Vec::new();
+        while asked.elapsed() < timing.interval * 5 {
+            // Live traffic for the new key: a few requests at a time, about once per interval.
+            for _ in 0..4 {
+                let (v, t) = (v.clone(), real.clone());
+                requests.push(tokio::spawn(async move {
+                    let ok = v.verify(&t, who(), now()).await.is_ok();
+                    ok.then(Instant::now)
+                }));
+            }
+            tokio::time::sleep(timing.interval * 11 / 10).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        let junk = attacker.await.unwrap();
+        let mut first_ok = None;
+        for r in requests {
+            if let Some(at) = r.await.unwrap() {
+                first_ok = Some(first_ok.map_or(at, |t: Instant| t.min(at)));
+            }
+        }
+        let first_ok = first_ok.map(|at| at - asked);
+        assert!(
+            first_ok.is_some_and(|d| d <= timing.interval * 2 + timing.interval / 2),
+            "the real kid's first success after {first_ok:?} ({junk} junk kids sent)"
+        );
+        assert!(drained(&v).await, "nothing stays queued");
+        let (fetches, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
+        let bound = (elapsed.as_secs_f64() / timing.interval.as_secs_f64()) as usize + 1;
+        assert!(fetches <= bound, "{fetches} fetches in {elapsed:?}");
+        assert!(
+            junk > 10 * fetches,
+            "the flood outnumbered the slots: {junk} junk kids"
+        );
+    }
+
+    #[tokio::test]
+    async fn rule8_the_queue_of_kids_waiting_for_a_fetch_is_bounded() {
+        let key = AlbStandInKey::generate();
+        let (url, hits) = key_endpoint(key.pem(), 404).await;
+        let timing = fast_timing();
+        let v = Arc::new(verifier_at(url, timing, NO_CACHE));
+        let extra = 50;
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..MAX_PENDING_KIDS + extra)
+            .map(|i| {
+                let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
+                tokio::spawn(async move { v.verify(&t, who(), now()).await })
+            })
+            .collect();
+        tokio::time::sleep(timing.interval / 4).await;
+        let pending = v.keys.store.queue().pending.len();
+        assert!(pending <= MAX_PENDING_KIDS, "{pending} kids pending");
+        assert!(
+            pending >= MAX_PENDING_KIDS - 2,
+            "the queue filled: {pending}"
+        );
+        let refused_at_once = tasks.iter().filter(|t| t.is_finished()).count();
+        assert!(
+            refused_at_once >= extra,
+            "the kids past the bound are refused at once: {refused_at_once}"
+        );
+        // A kid already waiting still takes waiters while the queue is full.
+        let waiting = junk_kid(MAX_PENDING_KIDS - 1);
+        let again = {
+            let (v, t) = (v.clone(), token_for(&key, &waiting));
+            tokio::spawn(async move { v.verify(&t, who(), now()).await })
+        };
+        tokio::time::sleep(timing.interval / 4).await;
+        assert!(!again.is_finished(), "it joined the waiting kid");
+        let joined = v
+            .keys
+            .store
+            .queue()
+            .pending
+            .get(&waiting)
+            .map(|p| p.waiters);
+        assert_eq!(joined, Some(2));
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+        }
+        assert_eq!(again.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+        let (fetches, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
+        let bound = (elapsed.as_secs_f64() / timing.interval.as_secs_f64()) as usize + 1;
+        assert!(fetches <= bound, "{fetches} fetches in {elapsed:?}");
+        assert!(
+            drained(&v).await,
+            "every waiter left: the queue is empty again"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! did not bring it is not fetched again for [`PENALTY`] (per `kid`, so one
 //! junk `kid` cannot hold back a real rotation), and the URL is fetched at
 //! most once per [`FETCH_INTERVAL`] whatever the `kid`s (so a flood of fresh
-//! junk `kid`s stays bounded). A real new `kid` waits at most one interval.
+//! junk `kid`s stays bounded). The JWKS path fetches in turn, so a real new
+//! `kid` waits at most about one interval; the ALB key path queues its `kid`s
+//! and gives each slot to the one most asked for (`super::alb::AlbKeys`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -76,6 +78,14 @@ impl PenaltyBox {
         Some(wait)
     }
 
+    /// How long until the next fetch slot opens (zero when open), reserving nothing.
+    pub fn until_next_slot(&self) -> Duration {
+        let next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+        next.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
+    }
+
     /// Reserves the next fetch slot, however far (at most one interval while
     /// callers are serialised, as the JWKS path is), and returns the wait.
     pub fn reserve(&self) -> Duration {
@@ -135,5 +145,19 @@ mod tests {
         );
         let third = b.reserve();
         assert!(third + t0.elapsed() >= Duration::from_secs(2), "{third:?}");
+    }
+
+    #[test]
+    fn looking_at_the_next_slot_reserves_nothing() {
+        let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
+        assert_eq!(b.until_next_slot(), Duration::ZERO, "open before any fetch");
+        assert_eq!(b.reserve(), Duration::ZERO);
+        let wait = b.until_next_slot();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(b.until_next_slot() <= wait, "looking again moved nothing");
+        assert!(b.reserve_within(Duration::ZERO).is_none(), "not open yet");
     }
 }
