@@ -110,23 +110,7 @@ fn a_binary_upgrade_under_load_fails_no_request() {
     let before = load.answered();
     assert!(before > 0, "no load before the upgrade");
 
-    // ExecReload, line 1: the new binary with -u -d. Its parent returns once
-    // the daemon is ready for the sockets.
-    let status = conf
-        .command(&["-u", "-d"], &[])
-        .status()
-        .expect("run the new process");
-    assert!(
-        status.success(),
-        "new process failed: {status}\n{}",
-        conf.log_text()
-    );
-    let new_pid: i32 = std::fs::read_to_string(conf.pid_file())
-        .expect("the daemon wrote its pid file")
-        .trim()
-        .parse()
-        .unwrap();
-    assert_ne!(new_pid, old_pid);
+    let new_pid = conf.start_upgrade(old_pid);
     // Whatever happens below, the daemon does not outlive the test.
     struct KillPid(i32);
     impl Drop for KillPid {

@@ -49,21 +49,7 @@ fn upgrade_conf(tag: &str, up: &Upstream, grace: u64) -> ProxyConf {
 /// One reload: the new process with `-u -d` (its parent returns once it is
 /// ready for the sockets), then SIGQUIT to `old`. The new daemon's pid.
 fn reload(conf: &ProxyConf, old: i32) -> i32 {
-    let status = conf
-        .command(&["-u", "-d"], &[])
-        .status()
-        .expect("run the new process");
-    assert!(
-        status.success(),
-        "new process failed: {status}\n{}",
-        conf.log_text()
-    );
-    let new: i32 = std::fs::read_to_string(conf.pid_file())
-        .expect("the daemon wrote its pid file")
-        .trim()
-        .parse()
-        .unwrap();
-    assert_ne!(new, old);
+    let new = conf.start_upgrade(old);
     signal(old, libc::SIGQUIT);
     new
 }

@@ -318,6 +318,28 @@ impl ProxyConf {
         self.dir.join("proxy.log")
     }
 
+    /// The unit's `ExecReload`, first line: a new process with `-u -d`, whose
+    /// parent returns once the daemon is ready for the sockets. The new
+    /// daemon's pid, checked to differ from `old`'s; the caller sends the SIGQUIT.
+    pub fn start_upgrade(&self, old: i32) -> i32 {
+        let status = self
+            .command(&["-u", "-d"], &[])
+            .status()
+            .expect("run the new process");
+        assert!(
+            status.success(),
+            "new process failed: {status}\n{}",
+            self.log_text()
+        );
+        let new: i32 = std::fs::read_to_string(self.pid_file())
+            .expect("the daemon wrote its pid file")
+            .trim()
+            .parse()
+            .unwrap();
+        assert_ne!(new, old);
+        new
+    }
+
     /// The proxy's log so far (stderr and stdout of every process started here).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log()).unwrap_or_default()
