@@ -39,11 +39,7 @@ pub async fn cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Resp
         };
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
-        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        allow(h, origin);
         h.insert(
             ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET, PUT, DELETE"),
@@ -53,22 +49,28 @@ pub async fn cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Resp
             HeaderValue::from_static("authorization, content-type, if-match"),
         );
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        h.insert(VARY, HeaderValue::from_static("origin"));
         return r;
     }
     let mut r = next.run(req).await;
     if let Some(origin) = origin {
         let h = r.headers_mut();
-        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        allow(h, origin);
         h.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("etag"),
         );
-        h.append(VARY, HeaderValue::from_static("origin"));
     }
     r
+}
+
+/// What marks any answer (preflight or not) as allowed for `origin`: the
+/// origin echoed, credentials allowed, and `Vary: origin` added to whatever
+/// the route varies on, since another origin gets another answer.
+fn allow(h: &mut HeaderMap, origin: HeaderValue) {
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    h.append(VARY, HeaderValue::from_static("origin"));
 }
