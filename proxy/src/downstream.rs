@@ -42,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::DownstreamConfig;
+use crate::drain::Counted;
 
 /// Pingora's keep-alive setting for "keep the connection, no timer of
 /// yours": [`ReadDeadline`] times the wait instead.
@@ -55,25 +56,9 @@ pub struct Downstream<A> {
     pub limits: DownstreamConfig,
     /// Counts the connections cut by `request_header_timeout_secs`.
     pub head_timeouts: IntCounter,
-    /// Client connections open now, across every proxy service (see [`Open`]).
+    /// Client connections open now, across every proxy service (each counted while its loop runs, so the drain
+    /// can wait for kept connections as well as for requests).
     pub open: Arc<AtomicUsize>,
-}
-
-/// One client connection open: counted while its loop runs, so the drain
-/// can wait for kept connections as well as for requests.
-struct Open(Arc<AtomicUsize>);
-
-impl Open {
-    fn start(count: &Arc<AtomicUsize>) -> Open {
-        count.fetch_add(1, Ordering::Relaxed);
-        Open(count.clone())
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 #[async_trait]
@@ -83,7 +68,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let _open = Open::start(&self.open);
+        let _open = Counted::start(&self.open);
         let mut stream: Stream = Box::new(ReadDeadline::new(
             stream,
             self.limits,

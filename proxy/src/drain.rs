@@ -13,7 +13,10 @@
 //!   (its idle timeout is below `downstream_keepalive_secs`, which ends the
 //!   rest).
 //!
-//! Either way, Pingora's grace period bounds the wait. The service also
+//! Either way, not before every proxy service has stopped accepting and
+//! started serving what it accepted (see [`crate::shared_socket`]): a
+//! connection the kernel handed over just before the stop is served, not
+//! reset by the exit. Pingora's grace period bounds the wait. The service also
 //! flushes the access log every second and before the exit.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,6 +40,9 @@ pub struct Drain {
     pub in_flight: IntGauge,
     /// Client connections open (kept by the downstream loop).
     pub open: Arc<AtomicUsize>,
+    /// Proxy services still accepting or with accepted connections not yet
+    /// counted in `open` (kept by [`crate::shared_socket`]).
+    pub accepting: Arc<AtomicUsize>,
     /// Set here when the stop begins; read by the proxy's metrics.
     pub stopping: Arc<AtomicBool>,
     /// The server's phases (`Server::watch_execution_phase`), to tell a
@@ -60,6 +66,24 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// One thing the drain waits for (an open client connection, a service
+/// still accepting), counted in its counter while this lives.
+pub struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    /// Counts one more in `count`.
+    pub fn start(count: &Arc<AtomicUsize>) -> Counted {
+        count.fetch_add(1, Ordering::SeqCst);
+        Counted(count.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -103,11 +127,15 @@ impl BackgroundService for Drain {
         tracing::info!(
             handover,
             connections = self.open.load(Ordering::Relaxed),
+            accepting = self.accepting.load(Ordering::Relaxed),
             requests = self.in_flight.get(),
             "draining"
         );
         let drained = async {
-            while self.in_flight.get() > 0 || (handover && self.open.load(Ordering::Relaxed) > 0) {
+            while self.accepting.load(Ordering::SeqCst) > 0
+                || self.in_flight.get() > 0
+                || (handover && self.open.load(Ordering::SeqCst) > 0)
+            {
                 tokio::time::sleep(POLL).await;
             }
         };

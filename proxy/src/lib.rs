@@ -96,6 +96,7 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
     bootstrap.add_dependency(&startup);
 
     let open = Arc::new(AtomicUsize::new(0));
+    let accepting = Arc::new(AtomicUsize::new(0));
     let stopping = Arc::new(AtomicBool::new(false));
     // One single-threaded service per thread, all on the same address: the
     // first binds it (or takes it over on -u), the others serve a duplicate
@@ -134,6 +135,7 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
             inner: proxy_service,
             address,
             first: n == 0,
+            accepting: accepting.clone(),
         };
         server.add_service(service).add_dependency(&bootstrap);
     }
@@ -143,6 +145,7 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
         drain::Drain {
             in_flight: metrics.in_flight.clone(),
             open,
+            accepting,
             stopping,
             phases: Mutex::new(Some(server.watch_execution_phase())),
         },

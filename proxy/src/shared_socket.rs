@@ -7,14 +7,22 @@
 //! each other one gets a table of its own holding a duplicate of that
 //! descriptor — the same socket, closed by its own listener. A reload still
 //! hands over the one socket of the shared table.
+//!
+//! Each service also counts itself in [`SharedSocket::accepting`] until its
+//! accept loop has ended *and* every connection it accepted has started
+//! being served (and so is counted as open): the drain must not end the
+//! process on a connection the kernel handed over but nobody counted yet.
 
 use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::{Fds, ListenFds, ShutdownWatch};
 use pingora::services::Service;
+
+use crate::drain::Counted;
 
 /// How long a later service waits for the first to have bound the address.
 const BIND_WAIT: Duration = Duration::from_secs(60);
@@ -27,6 +35,9 @@ pub struct SharedSocket<S> {
     pub address: String,
     /// Whether this service binds the address (or takes it over on `-u`).
     pub first: bool,
+    /// Services still accepting, or with accepted connections not yet
+    /// being served (see the module documentation); read by the drain.
+    pub accepting: Arc<AtomicUsize>,
 }
 
 /// A table with a duplicate of the shared table's descriptor for `address`,
@@ -61,13 +72,25 @@ impl<S: Service> Service for SharedSocket<S> {
         shutdown: ShutdownWatch,
         listeners_per_fd: usize,
     ) {
+        let _accepting = Counted::start(&self.accepting);
         let fds = match fds {
             Some(shared) if !self.first => Some(own_table(&shared, &self.address).await),
             fds => fds,
         };
         self.inner
             .start_service(fds, shutdown, listeners_per_fd)
-            .await
+            .await;
+        // The accept loop has ended, but the connections it accepted last may
+        // be spawned tasks not yet run. Tokio runs a task's queue in order
+        // (a new task may jump it, a yielding one goes to its back), so a
+        // task that yields once finishes after each of them has started (and
+        // counted itself open: nothing before that awaits).
+        if let Err(e) = tokio::spawn(tokio::task::yield_now()).await {
+            tracing::warn!(
+                "{}: waiting for the last accepted connections: {e}",
+                self.name()
+            );
+        }
     }
 
     fn name(&self) -> &str {
