@@ -56,8 +56,9 @@ pub struct Downstream<A> {
     pub limits: DownstreamConfig,
     /// Counts the connections cut by `request_header_timeout_secs`.
     pub head_timeouts: IntCounter,
-    /// Client connections open now, across every proxy service (each counted while its loop runs, so the drain
-    /// can wait for kept connections as well as for requests).
+    /// Client connections open now, across every proxy service: each is
+    /// counted while its loop runs, so the drain can wait for kept
+    /// connections as well as for requests.
     pub open: Arc<AtomicUsize>,
 }
 
