@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use planb_backend::config::{usage, Config};
 use planb_backend::{logging, server};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

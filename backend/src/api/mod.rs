@@ -1,7 +1,8 @@
 //! The front door: one route table (method + path → handler, with the
 //! verifier and its guards declared on the route), one JSON error conversion
 //! ([`error::ApiError`]), one request count and one log line per refusal
-//! ([`count`]), CORS for the configured origins ([`cors`]).
+//! ([`count`]), CORS for the configured origins ([`cors`]), both in
+//! [`front_door`]'s layer.
 //!
 //! Adding a protected endpoint is one line in [`routes`] plus a handler that
 //! takes the verified [`Caller`](crate::auth::layer::Caller); see
@@ -14,6 +15,7 @@ pub mod app;
 pub mod cors;
 pub mod count;
 pub mod error;
+pub mod front_door;
 pub mod handlers;
 pub mod logout;
 pub mod notes;
@@ -21,13 +23,13 @@ pub mod page;
 
 use std::sync::Arc;
 
-use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get};
 use axum::Router;
 
 use crate::auth::layer::AuthLayer;
 use app::App;
 use error::ApiError;
+use front_door::FrontDoorLayer;
 
 impl App {
     /// The verifier as a route layer: `.route_layer(app.verified())`, plus
@@ -78,8 +80,7 @@ pub fn front_door(table: Router<Arc<App>>, app: Arc<App>) -> Router {
     table
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(from_fn_with_state(app.clone(), cors::cors))
-        .layer(from_fn_with_state(app.clone(), count::count))
+        .layer(FrontDoorLayer::new(app.clone()))
         .with_state(app)
 }
 
