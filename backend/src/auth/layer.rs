@@ -101,6 +101,23 @@ impl AuthLayer {
     /// The verified caller of a request with these headers, guards applied.
     pub async fn admit(&self, headers: &hyper::HeaderMap) -> Result<Arc<Identity>, Rejection> {
         let who = self.auth.authenticate(headers).await?;
+        self.guard(who)
+    }
+
+    /// [`Self::admit`] when the answer needs no waiting (see
+    /// [`Authenticator::authenticate_now`]).
+    pub fn admit_now(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> Option<Result<Arc<Identity>, Rejection>> {
+        Some(
+            self.auth
+                .authenticate_now(headers)?
+                .and_then(|who| self.guard(who)),
+        )
+    }
+
+    fn guard(&self, who: Arc<Identity>) -> Result<Arc<Identity>, Rejection> {
         self.guards.iter().try_for_each(|g| g.check(&who))?;
         Ok(who)
     }
@@ -134,26 +151,90 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // A cached token or a refusal in the headers: decided here, and the
+        // service that was polled ready serves it, without a box or a clone.
+        match self.layer.admit_now(req.headers()) {
+            Some(Ok(who)) => {
+                req.extensions_mut().insert(Caller(who));
+                return AuthFuture::new(AuthState::Admitted {
+                    future: self.inner.call(req),
+                });
+            }
+            Some(Err(why)) => {
+                return AuthFuture::new(AuthState::Refused {
+                    response: Some(why.into_response()),
+                })
+            }
+            None => {}
+        }
         // The clone that was polled ready serves this request; a fresh clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
-            match layer.admit(req.headers()).await {
-                Ok(who) => {
-                    req.extensions_mut().insert(Caller(who));
-                    Ok(inner.call(req).await?.map(Body::new))
+        AuthFuture::new(AuthState::Verifying {
+            future: Box::pin(async move {
+                match layer.admit(req.headers()).await {
+                    Ok(who) => {
+                        req.extensions_mut().insert(Caller(who));
+                        Ok(inner.call(req).await?.map(Body::new))
+                    }
+                    Err(why) => Ok(why.into_response()),
                 }
-                Err(why) => Ok(why.into_response()),
-            }
+            }),
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        state: AuthState<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuthStateProj]
+    enum AuthState<F, E> {
+        // Admitted at once: the inner service's answer.
+        Admitted { #[pin] future: F },
+        // Refused at once (the refusal, until it is taken).
+        Refused { response: Option<Response> },
+        // A token being verified, then the inner service's answer: boxed, as
+        // the verification awaits key fetches.
+        Verifying { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E> AuthFuture<F, E> {
+    fn new(state: AuthState<F, E>) -> AuthFuture<F, E> {
+        AuthFuture { state }
+    }
+}
+
+impl<F, E, ResBody> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<hyper::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            AuthStateProj::Admitted { future } => future.poll(cx).map_ok(|r| r.map(Body::new)),
+            AuthStateProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a refused request's future is polled once it is ready"))),
+            AuthStateProj::Verifying { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

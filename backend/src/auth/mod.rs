@@ -119,6 +119,37 @@ impl Authenticator {
         result
     }
 
+    /// The verdict on a request with these headers when it needs no waiting:
+    /// a refusal found in the headers, or a token in the verified-token cache
+    /// that needs no ALB data checked. `None`: only [`Self::authenticate`] can
+    /// tell (a key to load, a signature to check, ALB data to verify). A miss
+    /// is not counted here: `authenticate` looks again and counts it.
+    pub fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Arc<Identity>, Rejection>> {
+        let result = self.decide_now(headers)?;
+        if let Err(why) = result {
+            self.metrics.failure(why);
+        }
+        Some(result)
+    }
+
+    fn decide_now(&self, headers: &HeaderMap) -> Option<Result<Arc<Identity>, Rejection>> {
+        let (token, source) = match token_from(headers) {
+            Ok(found) => found,
+            Err(why) => return Some(Err(why)),
+        };
+        // Never verified, a token over the size limit is never in the cache:
+        // `authenticate` refuses it.
+        if !self.cache.enabled() || (self.alb.is_some() && source == TokenSource::AlbSession) {
+            return None;
+        }
+        let hit = self.cache.get(&key_of(token), unix_now())?;
+        self.metrics.cache_lookup(true);
+        Some(Ok(hit))
+    }
+
     async fn authenticate_uncounted(
         &self,
         headers: &HeaderMap,
@@ -251,6 +282,36 @@ mod tests {
             auth.verify_token(&tok, now()).await.unwrap_err(),
             Rejection::InvalidSignature
         );
+    }
+
+    #[tokio::test]
+    async fn authenticate_now_decides_only_what_needs_no_waiting() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, metrics) = authenticator(&server, 100).await;
+        let tok = test_key(0).sign(&good_claims());
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {tok}").parse().unwrap());
+        // Not cached yet: only authenticate can tell, and it counts the miss (once).
+        assert!(auth.authenticate_now(&headers).is_none());
+        auth.authenticate(&headers).await.unwrap();
+        let who = auth
+            .authenticate_now(&headers)
+            .expect("a cached token is decided at once");
+        assert_eq!(&*who.unwrap().sub, SUB);
+        let text = metrics.render(auth.cached_tokens());
+        assert!(text.contains("planb_token_cache_hits_total 1\n"), "{text}");
+        assert!(
+            text.contains("planb_token_cache_misses_total 1\n"),
+            "{text}"
+        );
+        // A refusal found in the headers is decided at once, and counted.
+        let none = auth.authenticate_now(&HeaderMap::new());
+        assert!(
+            matches!(none, Some(Err(Rejection::MissingToken))),
+            "{none:?}"
+        );
+        let text = metrics.render(auth.cached_tokens());
+        assert!(text.contains("reason=\"missing_token\"} 1\n"), "{text}");
     }
 
     #[tokio::test]
