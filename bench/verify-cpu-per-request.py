@@ -14,19 +14,20 @@ req/s on a 2-core VM moves by tens of percent between runs; CPU per request move
 few percent, so it is how a change of the request path (a layer, an allocator) is
 judged. --no-cache runs every BINARY with TOKEN_CACHE_SIZE=0.
 """
-import argparse, importlib.util, json, os, statistics, subprocess, sys, tempfile
+import argparse, importlib.util, json, os, statistics, subprocess, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# bench.py, beside this file: its process, port, token-minting and readiness helpers.
-_spec = importlib.util.spec_from_file_location("bench", os.path.join(HERE, "bench.py"))
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+# cpu-per-request.py, beside this file: its CPU reading from /proc, and through it
+# bench.py's process, port, token-minting and readiness helpers.
+_spec = importlib.util.spec_from_file_location("cpu_per_request", os.path.join(HERE, "cpu-per-request.py"))
+cpu_per_request = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cpu_per_request)
+bench = cpu_per_request.bench
 
 
-def cpu_seconds(pid):
-    """User + system seconds of every thread of `pid` so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(sid):
+    """User + system seconds of the processes of session `sid` so far."""
+    return sum(cpu_per_request.session_cpu(sid))
 
 
 def oha(url, token, secs, conns):
@@ -71,6 +72,7 @@ def main():
             proc = bench.start([path], log, env={**env, "LISTEN_ADDR": f"127.0.0.1:{port}"})
             bench.wait_port(port, name, proc, log)
             bench.wait_ready(f"http://127.0.0.1:{port}/ready", name, log)
+            # bench.start gives each its own session: the session id is its pid.
             running[name] = (f"http://127.0.0.1:{port}/api/me", proc.pid)
         rounds = {name: [] for name in running}
         for r in range(args.rounds):

@@ -69,14 +69,14 @@ where
     fn call(&mut self, req: Request) -> Answer<S::Future> {
         let route = req.extensions().get::<MatchedPath>().cloned();
         let origin = cors::allowed_origin(&self.app, req.headers());
-        let step = if cors::is_preflight(&req) {
-            Step::Answered {
-                response: Some(cors::preflight(origin.clone())),
-            }
+        // A preflight's answer carries its CORS headers already; a routed
+        // answer gets them marked when it is ready.
+        let (step, origin) = if cors::is_preflight(&req) {
+            let response = Some(cors::preflight(origin));
+            (Step::Answered { response }, None)
         } else {
-            Step::Routed {
-                future: self.inner.call(req),
-            }
+            let future = self.inner.call(req);
+            (Step::Routed { future }, origin)
         };
         Answer {
             step,

@@ -112,11 +112,7 @@ impl Authenticator {
     /// `x-amzn-oidc-data` for the same user; a bearer token is judged alone
     /// (ALB's JWT validation sends no data token). A refusal is counted by reason.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Rejection> {
-        let result = self.authenticate_uncounted(headers).await;
-        if let Err(why) = result {
-            self.metrics.failure(why);
-        }
-        result
+        self.counted(self.authenticate_uncounted(headers).await)
     }
 
     /// The verdict on a request with these headers when it needs no waiting:
@@ -128,11 +124,26 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
     ) -> Option<Result<Arc<Identity>, Rejection>> {
-        let result = self.decide_now(headers)?;
+        Some(self.counted(self.decide_now(headers)?))
+    }
+
+    /// `result`, its refusal (if any) counted by reason.
+    fn counted(
+        &self,
+        result: Result<Arc<Identity>, Rejection>,
+    ) -> Result<Arc<Identity>, Rejection> {
         if let Err(why) = result {
             self.metrics.failure(why);
         }
-        Some(result)
+        result
+    }
+
+    /// The ALB data verifier, when a token from `source` must come with ALB
+    /// data: with `ALB_ARN` set, for the OIDC session's token only.
+    fn alb_for(&self, source: TokenSource) -> Option<&AlbVerifier> {
+        self.alb
+            .as_ref()
+            .filter(|_| source == TokenSource::AlbSession)
     }
 
     fn decide_now(&self, headers: &HeaderMap) -> Option<Result<Arc<Identity>, Rejection>> {
@@ -142,7 +153,7 @@ impl Authenticator {
         };
         // Never verified, a token over the size limit is never in the cache:
         // `authenticate` refuses it.
-        if !self.cache.enabled() || (self.alb.is_some() && source == TokenSource::AlbSession) {
+        if !self.cache.enabled() || self.alb_for(source).is_some() {
             return None;
         }
         let hit = self.cache.get(&key_of(token), unix_now())?;
@@ -157,7 +168,7 @@ impl Authenticator {
         let (token, source) = token_from(headers)?;
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
-        if let (Some(alb), TokenSource::AlbSession) = (&self.alb, source) {
+        if let Some(alb) = self.alb_for(source) {
             let data = single_header(headers, OIDC_DATA_HEADER)
                 .map_err(|e| match e {
                     Rejection::MalformedToken => Rejection::AlbDataMalformed,
