@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use axum::handler::Handler;
 use axum::routing::get as get_route;
 use axum::Router;
 use common::*;
@@ -283,7 +284,7 @@ async fn the_readme_example_route_is_one_line_in_the_table() {
     app.auth.jwks().load().await;
     let table = api::routes(&app).route(
         "/api/orders",
-        get_route(orders).route_layer(app.verified().group("admins")),
+        get_route(orders.layer(app.verified().group("admins"))),
     );
     let (base, task) = serve(api::front_door(table, app.clone())).await;
     let alice = test_key(0).sign(&good_claims());
