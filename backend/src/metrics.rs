@@ -132,9 +132,15 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request; `route` is the route table's pattern.
     pub fn request(&self, route: &str, status: u16) {
+        self.request_counter(route, status).inc();
+    }
+
+    /// The series [`Self::request`] counts `route`'s `status` answers in, for
+    /// a caller that keeps it rather than look it up on every request.
+    pub fn request_counter(&self, route: &str, status: u16) -> IntCounter {
         let buf = itoa_status(status);
         let status = std::str::from_utf8(&buf).unwrap_or("0");
-        self.requests.with_label_values(&[route, status]).inc();
+        self.requests.with_label_values(&[route, status])
     }
 
     /// Counts one verification failure by reason (a guard's 403 is not one).

@@ -9,15 +9,20 @@
 //! closed, and after [`DRAIN_LIMIT`] whatever is left is dropped: ECS sends
 //! SIGKILL 30 s after SIGTERM.
 
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::Service;
 
 use crate::api::{self, app::App};
 use crate::config::Config;
@@ -64,15 +69,18 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves `router` on `listener`, at most `max_connections` at once, until
+/// Serves `service` on `listener`, at most `max_connections` at once, until
 /// `shutdown` completes, then drains. `metrics` gets the connection counts.
-pub async fn serve(
-    router: axum::Router,
+pub async fn serve<S>(
+    service: S,
     metrics: &Arc<Metrics>,
     listener: TcpListener,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -91,7 +99,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let open = OpenConnection::new(permit, metrics.clone());
-                    let svc = TowerToHyperService::new(router.clone());
+                    let svc = TowerToHyperService::new(service.clone());
                     let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                     tokio::spawn(async move {
                         // Client resets and timeouts end up here; they are the client's business.

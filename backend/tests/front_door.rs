@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::handler::Handler;
 use axum::routing::get as get_route;
-use axum::Router;
+use axum::{Router, ServiceExt};
 use common::*;
 use planb_backend::api::{self, app::App};
 use planb_backend::auth::layer::{AuthLayer, Caller};
@@ -263,11 +263,23 @@ fn test_config(jwks: &KeyServer, extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| env.get(k).cloned()).unwrap()
 }
 
-async fn serve(router: Router) -> (String, tokio::task::JoinHandle<()>) {
+async fn serve<S>(service: S) -> (String, tokio::task::JoinHandle<()>)
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(listener, service.into_make_service())
+            .await
+            .unwrap();
     });
     (base, task)
 }

@@ -4,7 +4,6 @@
 //! the preflight is answered here, before any route's authentication
 //! ([`super::front_door`] calls these on every request).
 
-use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use hyper::header::{
     HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
@@ -29,9 +28,10 @@ pub fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
         .then(|| origin.clone())
 }
 
-/// Whether `req` is a CORS preflight (answered here, never routed).
-pub fn is_preflight(req: &Request) -> bool {
-    req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+/// Whether a request with `method` and `headers` is a CORS preflight
+/// (answered here, never routed).
+pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The answer to a preflight from `origin` (`None`: not an allowed one).

@@ -3,10 +3,12 @@
 //! ([`super::cors`]), then one count and one log line per refusal
 //! ([`super::count`]).
 //!
-//! A tower layer written out rather than two `axum::middleware::from_fn`s:
-//! each of those boxes a future and a copy of the inner service per request,
-//! and together they cost about 5% of a cached `GET /api/me` (measured A/B in
-//! docs/benchmarks.md); this one allocates nothing of its own.
+//! The outermost service, around axum's whole router, rather than a layer
+//! inside it: axum boxes the service and the future of every layer it puts
+//! around a route (`Router::layer`), per request, and `axum::middleware`
+//! boxes once more; this allocates nothing of its own. The route a request
+//! goes to is found again by its path in [`RouteCounts`], which the route
+//! table fills with the same patterns as the router.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,49 +16,42 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use hyper::header::HeaderValue;
-use tower::{Layer, Service};
+use hyper::Request;
+use tower::Service;
 
 use super::app::App;
-use super::{cors, count};
+use super::cors;
+use super::count::{RouteCounts, RouteId};
 
-/// Wraps each route (and the fallbacks) in [`FrontDoor`]: `Router::layer`, so
-/// the route's pattern is known when the request arrives.
+/// `S` (the router) behind the front door.
 #[derive(Clone)]
-pub struct FrontDoorLayer {
+pub struct FrontDoor<S> {
+    inner: S,
+    door: Arc<Door>,
+}
+
+/// What the front door needs for every request; one `Arc`, as the service is
+/// cloned per request.
+struct Door {
     app: Arc<App>,
+    routes: RouteCounts,
 }
 
-impl FrontDoorLayer {
-    /// The front door of `app`'s routes.
-    pub fn new(app: Arc<App>) -> FrontDoorLayer {
-        FrontDoorLayer { app }
-    }
-}
-
-impl<S> Layer<S> for FrontDoorLayer {
-    type Service = FrontDoor<S>;
-
-    fn layer(&self, inner: S) -> FrontDoor<S> {
+impl<S> FrontDoor<S> {
+    /// `inner` behind the front door of `app`; `routes` are the patterns `inner` routes by.
+    pub fn new(inner: S, routes: RouteCounts, app: Arc<App>) -> FrontDoor<S> {
         FrontDoor {
             inner,
-            app: self.app.clone(),
+            door: Arc::new(Door { app, routes }),
         }
     }
 }
 
-/// The service [`FrontDoorLayer`] wraps around a route.
-#[derive(Clone)]
-pub struct FrontDoor<S> {
-    inner: S,
-    app: Arc<App>,
-}
-
-impl<S> Service<Request> for FrontDoor<S>
+impl<S, B> Service<Request<B>> for FrontDoor<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request<B>, Response = Response, Error = Infallible>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -66,12 +61,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Answer<S::Future> {
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let origin = cors::allowed_origin(&self.app, req.headers());
+    fn call(&mut self, req: Request<B>) -> Answer<S::Future> {
+        let route = self.door.routes.route_of(req.uri().path());
+        let origin = cors::allowed_origin(&self.door.app, req.headers());
         // A preflight's answer carries its CORS headers already; a routed
         // answer gets them marked when it is ready.
-        let (step, origin) = if cors::is_preflight(&req) {
+        let (step, origin) = if cors::is_preflight(req.method(), req.headers()) {
             let response = Some(cors::preflight(origin));
             (Step::Answered { response }, None)
         } else {
@@ -80,7 +75,7 @@ where
         };
         Answer {
             step,
-            app: self.app.clone(),
+            door: self.door.clone(),
             route,
             origin,
         }
@@ -92,8 +87,8 @@ pin_project_lite::pin_project! {
     pub struct Answer<F> {
         #[pin]
         step: Step<F>,
-        app: Arc<App>,
-        route: Option<MatchedPath>,
+        door: Arc<Door>,
+        route: Option<RouteId>,
         origin: Option<HeaderValue>,
     }
 }
@@ -127,7 +122,9 @@ where
                 .take()
                 .expect("an answered request's future is polled once it is ready"),
         };
-        count::record(this.app, this.route.as_ref(), &response);
+        let door = &**this.door;
+        door.routes
+            .record(&door.app.metrics, *this.route, &response);
         Poll::Ready(Ok(response))
     }
 }

@@ -2,7 +2,7 @@
 //! verifier and its guards declared on the route), one JSON error conversion
 //! ([`error::ApiError`]), one request count and one log line per refusal
 //! ([`count`]), CORS for the configured origins ([`cors`]), both in
-//! [`front_door`]'s layer.
+//! [`front_door`]'s service around the router.
 //!
 //! Adding a protected endpoint is one line in [`routes`] plus a handler that
 //! takes the verified [`Caller`](crate::auth::layer::Caller); see
@@ -24,13 +24,14 @@ pub mod page;
 use std::sync::Arc;
 
 use axum::handler::Handler;
-use axum::routing::{any, get};
+use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 
 use crate::auth::layer::AuthLayer;
 use app::App;
+use count::RouteCounts;
 use error::ApiError;
-use front_door::FrontDoorLayer;
+use front_door::FrontDoor;
 
 impl App {
     /// The verifier for one handler: `get(handler.layer(app.verified()))`,
@@ -44,9 +45,44 @@ impl App {
     }
 }
 
+/// The route table: axum's router, which dispatches each request to its
+/// handler, and each route's pattern, by which [`front_door`] counts it.
+pub struct RouteTable {
+    router: Router<Arc<App>>,
+    counts: RouteCounts,
+}
+
+impl RouteTable {
+    /// A table with no routes.
+    pub fn new() -> RouteTable {
+        RouteTable {
+            router: Router::new(),
+            counts: RouteCounts::default(),
+        }
+    }
+
+    /// Adds `path` (axum's pattern syntax), served by `methods`. Panics, as
+    /// axum's `Router::route` does, on a path another route already has: a
+    /// route table that cannot work is refused at start.
+    pub fn route(self, path: &'static str, methods: MethodRouter<Arc<App>>) -> RouteTable {
+        let RouteTable { router, mut counts } = self;
+        let router = router.route(path, methods);
+        if let Err(e) = counts.add(path) {
+            panic!("route {path:?} overlaps another route: {e}");
+        }
+        RouteTable { router, counts }
+    }
+}
+
+impl Default for RouteTable {
+    fn default() -> RouteTable {
+        RouteTable::new()
+    }
+}
+
 /// The route table: every route the API serves, and what each requires.
-pub fn routes(app: &App) -> Router<Arc<App>> {
-    let table = Router::new()
+pub fn routes(app: &App) -> RouteTable {
+    let table = RouteTable::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
         .route("/app.css", get(page::style))
@@ -79,16 +115,18 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
     }
 }
 
-/// `table` behind the one front door: 404/405 as JSON, CORS, the request count.
-pub fn front_door(table: Router<Arc<App>>, app: Arc<App>) -> Router {
-    table
+/// The service of `table` behind the one front door: 404/405 as JSON, CORS,
+/// the request count.
+pub fn front_door(table: RouteTable, app: Arc<App>) -> FrontDoor<Router> {
+    let RouteTable { router, counts } = table;
+    let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(FrontDoorLayer::new(app.clone()))
-        .with_state(app)
+        .with_state(app.clone());
+    FrontDoor::new(router, counts, app)
 }
 
 /// The binary's service: [`routes`] behind [`front_door`].
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<App>) -> FrontDoor<Router> {
     front_door(routes(&app), app)
 }
