@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
+use planb_alloc::MiMalloc;
 use planb_backend::config::{usage, Config};
 use planb_backend::{logging, server};
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

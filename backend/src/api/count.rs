@@ -23,6 +23,10 @@ pub struct RouteId(usize);
 /// patterns, so the same route wins.
 #[derive(Debug, Default)]
 pub struct RouteCounts {
+    /// The patterns without parameters, looked up first: an exact match is
+    /// matchit's answer too (a static segment wins over a parameter), and
+    /// comparing a few short strings is a fraction of a tree walk.
+    fixed: Vec<(&'static str, RouteId)>,
     index: matchit::Router<RouteId>,
     routes: Vec<RouteCount>,
 }
@@ -39,7 +43,11 @@ struct RouteCount {
 impl RouteCounts {
     /// Adds the route `pattern`; `Err` names the route it overlaps.
     pub fn add(&mut self, pattern: &'static str) -> Result<(), matchit::InsertError> {
-        self.index.insert(pattern, RouteId(self.routes.len()))?;
+        let id = RouteId(self.routes.len());
+        self.index.insert(pattern, id)?;
+        if !pattern.contains('{') {
+            self.fixed.push((pattern, id));
+        }
         self.routes.push(RouteCount {
             pattern,
             ok: OnceLock::new(),
@@ -49,7 +57,10 @@ impl RouteCounts {
 
     /// The route that serves a request for `path`, if any.
     pub fn route_of(&self, path: &str) -> Option<RouteId> {
-        self.index.at(path).ok().map(|found| *found.value)
+        match self.fixed.iter().find(|(pattern, _)| *pattern == path) {
+            Some(&(_, id)) => Some(id),
+            None => self.index.at(path).ok().map(|found| *found.value),
+        }
     }
 
     /// The `route` label of `route`.

@@ -1,18 +1,22 @@
 //! Finding the token in a request's headers: one source, unambiguous.
 
-use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use crate::error::Rejection;
 
+// Header names, made once: a `&str` name is parsed and checked on every lookup.
 /// The header ALB puts the access token in.
-pub const ACCESS_TOKEN_HEADER: &str = "x-amzn-oidc-accesstoken";
+pub const ACCESS_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-accesstoken");
 /// The header ALB puts its signed user claims in.
-pub const OIDC_DATA_HEADER: &str = "x-amzn-oidc-data";
+pub const OIDC_DATA_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-data");
 /// The header ALB puts the user's `sub` in.
-pub const OIDC_IDENTITY_HEADER: &str = "x-amzn-oidc-identity";
+pub const OIDC_IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-identity");
 
 /// The one value of header `name`, if sent; repeated is ambiguous, non-ASCII is malformed.
-pub fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Rejection> {
+pub fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, Rejection> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -39,7 +43,7 @@ pub enum TokenSource {
 /// and which one. Both at once is refused: which one is meant, and so which
 /// rules apply, is unclear.
 pub fn token_from(headers: &HeaderMap) -> Result<(&str, TokenSource), Rejection> {
-    let alb_token = single_header(headers, ACCESS_TOKEN_HEADER)?;
+    let alb_token = single_header(headers, &ACCESS_TOKEN_HEADER)?;
     let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
         0 => None,
         1 => Some(bearer_token(&headers[AUTHORIZATION])?),

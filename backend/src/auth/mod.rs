@@ -169,13 +169,13 @@ impl Authenticator {
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
         if let Some(alb) = self.alb_for(source) {
-            let data = single_header(headers, OIDC_DATA_HEADER)
+            let data = single_header(headers, &OIDC_DATA_HEADER)
                 .map_err(|e| match e {
                     Rejection::MalformedToken => Rejection::AlbDataMalformed,
                     other => other,
                 })?
                 .ok_or(Rejection::AlbDataMissing)?;
-            let identity_header = single_header(headers, OIDC_IDENTITY_HEADER)?;
+            let identity_header = single_header(headers, &OIDC_IDENTITY_HEADER)?;
             let who = Identities {
                 access_sub: &verified.sub,
                 identity_header,
