@@ -144,7 +144,7 @@ bench-proxy-instructions: release bench-bare ## instructions per request (callgr
 	ACCESS_LOG=true bench/instructions-per-request.sh planb-log-on=scripts/bench-proxy-candidate.sh
 
 bench-lint: venv ## syntax and lint checks of the bench/ harness (py_compile, shellcheck)
-	$(PYTHON) -m py_compile bench/bench.py bench/cpu-per-request.py bench/verify-cpu-per-request.py bench/report.py
+	$(PYTHON) -m py_compile bench/bench.py bench/cpu-per-request.py bench/verify-cpu-per-request.py bench/verify-instructions-per-request.py bench/report.py
 	bash -n bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
 	$(VENV)/bin/shellcheck bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
 
