@@ -63,28 +63,31 @@ impl RouteCounts {
         }
     }
 
+    fn get(&self, route: Option<RouteId>) -> Option<&RouteCount> {
+        route.and_then(|RouteId(i)| self.routes.get(i))
+    }
+
     /// The `route` label of `route`.
     pub fn label(&self, route: Option<RouteId>) -> &'static str {
-        route
-            .and_then(|RouteId(i)| self.routes.get(i))
-            .map_or(UNMATCHED, |r| r.pattern)
+        self.get(route).map_or(UNMATCHED, |r| r.pattern)
     }
 
     /// Counts the answer `r` to a request of `route` in `metrics` and logs it
     /// when it was refused.
     pub fn record(&self, metrics: &Metrics, route: Option<RouteId>, r: &Response) {
         let status = r.status();
-        let known = route.and_then(|RouteId(i)| self.routes.get(i));
+        let known = self.get(route);
+        let label = known.map_or(UNMATCHED, |r| r.pattern);
         match known {
             Some(route) if status == StatusCode::OK => route
                 .ok
-                .get_or_init(|| metrics.request_counter(route.pattern, 200))
+                .get_or_init(|| metrics.request_counter(label, 200))
                 .inc(),
-            _ => metrics.request(self.label(route), status.as_u16()),
+            _ => metrics.request(label, status.as_u16()),
         }
         if let Some(ErrorCode(code)) = r.extensions().get::<ErrorCode>() {
             tracing::debug!(
-                route = self.label(route),
+                route = label,
                 status = status.as_u16(),
                 reason = code,
                 "request refused"

@@ -47,6 +47,7 @@ impl App {
 
 /// The route table: axum's router, which dispatches each request to its
 /// handler, and each route's pattern, by which [`front_door`] counts it.
+#[derive(Default)]
 pub struct RouteTable {
     router: Router<Arc<App>>,
     counts: RouteCounts,
@@ -55,10 +56,7 @@ pub struct RouteTable {
 impl RouteTable {
     /// A table with no routes.
     pub fn new() -> RouteTable {
-        RouteTable {
-            router: Router::new(),
-            counts: RouteCounts::default(),
-        }
+        RouteTable::default()
     }
 
     /// Adds `path` (axum's pattern syntax), served by `methods`. Panics, as
@@ -71,12 +69,6 @@ impl RouteTable {
             panic!("route {path:?} overlaps another route: {e}");
         }
         RouteTable { router, counts }
-    }
-}
-
-impl Default for RouteTable {
-    fn default() -> RouteTable {
-        RouteTable::new()
     }
 }
 
