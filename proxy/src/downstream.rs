@@ -15,10 +15,10 @@
 //! Both are enforced by [`ReadDeadline`], a wrapper around the client stream,
 //! and Pingora's own keep-alive timer is left off ("forever"): Pingora would
 //! register a timer for every read that waits for a request, where
-//! `ReadDeadline` keeps one tokio timer per connection and moves it — and
-//! tokio moves a registered timer to a later deadline with one
-//! compare-and-swap, without touching its timer wheel. On the usual path
-//! that is one clock read per request and no timer registration.
+//! `ReadDeadline` keeps one tokio timer per connection and moves it only when
+//! it fires before the current wait's deadline (or must fire sooner): on the
+//! usual path that is one clock read per request, no timer registration and
+//! no timer reset.
 
 use std::future::Future;
 use std::io;
@@ -147,7 +147,9 @@ pub struct ReadDeadline {
     /// request already waiting, costs no clock read. (A head's limit so
     /// counts from its first partial read, microseconds after its first byte.)
     deadline: Instant,
-    /// The connection's one timer, made by the first read that would block.
+    /// The connection's one timer, made by the first read that would block:
+    /// at the current wait's deadline or before it (left at an earlier
+    /// wait's), never after it.
     sleep: Option<Pin<Box<Sleep>>>,
     /// Counts a head cut by its deadline.
     head_timeouts: IntCounter,
@@ -191,12 +193,24 @@ impl ReadDeadline {
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.deadline() != deadline {
+        // The timer is moved only where it would fire late (a head's
+        // deadline is nearer than the idle wait's before it); one set for an
+        // earlier wait fires early and is moved then, once per wait that
+        // outlives it instead of once per request.
+        if sleep.deadline() > deadline {
             sleep.as_mut().reset(deadline);
         }
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+        while sleep.as_mut().poll(cx).is_ready() {
+            if sleep.deadline() >= deadline {
+                return Poll::Ready(Err(self.timed_out(idle, limit)));
+            }
+            sleep.as_mut().reset(deadline);
         }
+        Poll::Pending
+    }
+
+    /// The error that ends a read past its deadline, counted and logged.
+    fn timed_out(&self, idle: bool, limit: Duration) -> io::Error {
         let why = if idle {
             tracing::debug!(
                 limit_secs = limit.as_secs_f64(),
@@ -211,7 +225,7 @@ impl ReadDeadline {
             );
             "request head not complete within request_header_timeout_secs"
         };
-        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)))
+        io::Error::new(io::ErrorKind::TimedOut, why)
     }
 }
 

@@ -15,6 +15,8 @@
 //! backend's only evidence of who signed in, so they are always forwarded.
 //! (A `Connection` naming `Host` or `X-Forwarded-*` Pingora answers with 400.)
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,9 +83,28 @@ fn inet(b: &Backend) -> Option<SocketAddr> {
     b.addr.as_inet().copied()
 }
 
+/// How long a thread picks by its own copy of the addresses' readiness.
+/// Pingora answers readiness per address by hashing the address (SipHash)
+/// into a map, more than the rest of the pick; the TCP check that changes
+/// it runs every `health_check_secs` (seconds), so a copy this young adds
+/// at most this much to the time a failed address keeps getting requests.
+const READINESS_TTL: Duration = Duration::from_millis(100);
+
+/// One thread's copy of the readiness of one address set.
+struct Readiness {
+    /// The address set it was taken of (Pingora swaps the set on a change).
+    set: Arc<BTreeSet<Backend>>,
+    /// When it was taken.
+    at: Instant,
+    /// Each address's readiness, in set order.
+    ready: Vec<bool>,
+}
+
 thread_local! {
     /// This thread's round-robin position over the upstream addresses.
-    static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static TURN: Cell<usize> = const { Cell::new(0) };
+    /// This thread's copy of the addresses' readiness.
+    static READINESS: RefCell<Option<Readiness>> = const { RefCell::new(None) };
 }
 
 impl Passthrough {
@@ -91,7 +112,7 @@ impl Passthrough {
     /// the next that is not `avoid` (the health check may lag a recovery);
     /// else none. Straight over the address set: Pingora's `select_with`
     /// builds a hash set per call to skip repeats we cannot have.
-    fn pick(&self, avoid: Option<SocketAddr>) -> Option<SocketAddr> {
+    fn pick(&self, avoid: Option<SocketAddr>, now: Instant) -> Option<SocketAddr> {
         let backends = self.upstreams.backends();
         let all = backends.get_backend();
         let n = all.len();
@@ -103,14 +124,31 @@ impl Passthrough {
             t.set(turn.wrapping_add(1));
             turn % n
         });
-        // Every address once, in set order rotated to start at this turn.
-        let in_turn = || all.iter().cycle().skip(start).take(n);
-        let other = |b: &&Backend| avoid.is_none() || inet(b) != avoid;
-        in_turn()
-            .filter(other)
-            .find(|b| backends.ready(b))
-            .or_else(|| in_turn().find(other))
-            .and_then(inet)
+        READINESS.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            let fresh = cached.as_ref().is_some_and(|r| {
+                Arc::ptr_eq(&r.set, &all) && now.saturating_duration_since(r.at) < READINESS_TTL
+            });
+            let readiness = match &mut *cached {
+                Some(r) if fresh => r,
+                slot => slot.insert(Readiness {
+                    ready: all.iter().map(|b| backends.ready(b)).collect(),
+                    set: all.clone(),
+                    at: now,
+                }),
+            };
+            // Every address once, in set order rotated to start at this turn.
+            let in_turn = || {
+                let addresses = all.iter().zip(readiness.ready.iter().copied());
+                addresses.cycle().skip(start).take(n)
+            };
+            let other = |(b, _): &(&Backend, bool)| avoid.is_none() || inet(b) != avoid;
+            in_turn()
+                .filter(other)
+                .find(|&(_, ready)| ready)
+                .or_else(|| in_turn().find(other))
+                .and_then(|(b, _)| inet(b))
+        })
     }
 
     /// Counts a response that ended its kept connection, by why: the
@@ -254,13 +292,14 @@ impl ProxyHttp for Passthrough {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(addr) = self.pick(ctx.failed) else {
+        let now = Instant::now();
+        let Some(addr) = self.pick(ctx.failed, now) else {
             return Err(
                 Error::explain(ErrorType::ConnectNoRoute, "no upstream address is known").into_up(),
             );
         };
         ctx.upstream = Some(addr);
-        ctx.upstream_start = Some(Instant::now());
+        ctx.upstream_start = Some(now);
         // An address, never a host name: no blocking resolution here.
         let mut peer = HttpPeer::new(addr, false, String::new());
         let o = &mut peer.options;
@@ -393,6 +432,45 @@ impl ProxyHttp for Passthrough {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn passthrough(addresses: &[&str]) -> Passthrough {
+        Passthrough {
+            upstreams: Arc::new(Upstreams::try_from_iter(addresses).unwrap()),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                read: Duration::from_secs(1),
+                idle: Duration::from_secs(1),
+            },
+            metrics: Arc::new(Metrics::new()),
+            access_log: false,
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[test]
+    fn picks_go_round_and_skip_an_address_marked_down_once_the_copy_is_renewed() {
+        let p = passthrough(&["127.0.0.1:81", "127.0.0.2:82"]);
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:81".parse().unwrap(),
+            "127.0.0.2:82".parse().unwrap(),
+        );
+        let t0 = Instant::now();
+        let both: BTreeSet<_> = (0..2).map(|_| p.pick(None, t0).unwrap()).collect();
+        assert_eq!(both, [a, b].into());
+
+        p.upstreams
+            .backends()
+            .set_enable(&Backend::new("127.0.0.2:82").unwrap(), false);
+        // Within READINESS_TTL this thread's copy still says b is ready.
+        let soon: BTreeSet<_> = (0..2).map(|_| p.pick(None, t0).unwrap()).collect();
+        assert_eq!(soon, [a, b].into());
+        let later = t0 + READINESS_TTL;
+        for _ in 0..4 {
+            assert_eq!(p.pick(None, later), Some(a));
+        }
+        // Avoiding the one ready address falls back to the other, ready or not.
+        assert_eq!(p.pick(Some(a), later), Some(b));
+    }
 
     #[test]
     fn timeouts_are_504_and_other_upstream_failures_502() {
