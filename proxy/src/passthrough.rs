@@ -110,8 +110,10 @@ thread_local! {
 impl Passthrough {
     /// The next address round robin that is healthy and not `avoid`; else
     /// the next that is not `avoid` (the health check may lag a recovery);
-    /// else none. Straight over the address set: Pingora's `select_with`
-    /// builds a hash set per call to skip repeats we cannot have.
+    /// else none. Healthy as this thread's copy of the readiness says, taken
+    /// anew when it is [`READINESS_TTL`] old at `now` or the set changed.
+    /// Straight over the address set: Pingora's `select_with` builds a hash
+    /// set per call to skip repeats we cannot have.
     fn pick(&self, avoid: Option<SocketAddr>, now: Instant) -> Option<SocketAddr> {
         let backends = self.upstreams.backends();
         let all = backends.get_backend();
@@ -126,11 +128,13 @@ impl Passthrough {
         });
         READINESS.with(|cell| {
             let mut cached = cell.borrow_mut();
-            let fresh = cached.as_ref().is_some_and(|r| {
-                Arc::ptr_eq(&r.set, &all) && now.saturating_duration_since(r.at) < READINESS_TTL
-            });
             let readiness = match &mut *cached {
-                Some(r) if fresh => r,
+                Some(r)
+                    if Arc::ptr_eq(&r.set, &all)
+                        && now.saturating_duration_since(r.at) < READINESS_TTL =>
+                {
+                    r
+                }
                 slot => slot.insert(Readiness {
                     ready: all.iter().map(|b| backends.ready(b)).collect(),
                     set: all.clone(),
