@@ -74,7 +74,7 @@ export class PlanBStack extends Stack {
     backend.allowFrom(proxies.autoScalingGroup);
 
     const edge = publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
-    proxies.signalWhenHealthyIn(edge.targetGroup);
+    proxies.signalWhenHealthyIn(edge);
     new WebAcl(this, 'WebAcl', { loadBalancer: publicAlb.loadBalancer, stackName: config.stackName });
 
     const monitoring = new Monitoring(this, 'Monitoring', {

@@ -7,12 +7,30 @@ import { MetricDeclaration, prometheusSection } from './prometheus';
  *
  * Why a journal exporter: planb-proxy logs JSON lines to stderr, which systemd puts in the journal,
  * and the CloudWatch agent reads files, not the journal. `journalctl -o cat -f --cursor-file` copies
- * the unit's messages (the JSON lines as written) into a file the agent tails. The journal keeps
+ * the proxy's own messages (the JSON lines as written) into a file the agent tails: matched by the
+ * unit's cgroup and the binary's identifier, not with `-u`, which also takes systemd's lines about
+ * the unit ("Started ...", "Main process exited ...") and would put them in a JSON log. The journal keeps
  * its copy (`journalctl -u planb-proxy` keeps working on the host), the unit in `systemd/` stays
  * as it is (redirecting its output with `StandardOutput=append:` would take the lines out of the
  * journal), and the cursor file makes an exporter restart resume after the last line it copied,
  * with no gap and no duplicate.
  */
+
+/** The proxy's systemd unit (`systemd/planb-proxy.service`, installed under this name). */
+export const PROXY_UNIT = 'planb-proxy.service';
+
+/**
+ * The journal's SYSLOG_IDENTIFIER of the proxy's own output: systemd names a service's stdout and
+ * stderr after the executable's file name when the unit sets no SyslogIdentifier=.
+ */
+export const PROXY_SYSLOG_IDENTIFIER = 'planb-proxy';
+
+/**
+ * The journal matches that select the proxy's own lines: written from inside its unit's cgroup
+ * (systemd's own messages about the unit come from PID 1, in init.scope) by the proxy binary (not
+ * by ExecReload's kill). Both fields are set by journald, not by the writer.
+ */
+export const PROXY_JOURNAL_MATCHES = [`_SYSTEMD_UNIT=${PROXY_UNIT}`, `SYSLOG_IDENTIFIER=${PROXY_SYSLOG_IDENTIFIER}`] as const;
 
 /** Where the exported lines go; the CloudWatch agent tails this file. */
 export const PROXY_LOG_FILE = '/var/log/planb-proxy/proxy.log';
@@ -59,16 +77,31 @@ export interface HostFile {
 
 const EXPORT_STATE_DIR = '/var/lib/planb-proxy-log';
 
-/** systemd units, drop-ins and the logrotate file; `units` are enabled with --now. */
+/**
+ * The proxy unit's drop-in exempting it from journald's rate limit (10000 messages per 30 s by
+ * default, which one access line per request passes at a few hundred requests per second).
+ * Written with the unit, before the proxy first starts, so it applies from its first line on.
+ */
+export const JOURNAL_DROP_IN: HostFile = {
+  path: `/etc/systemd/system/${PROXY_UNIT}.d/journal-rate-limit.conf`,
+  mode: '0644',
+  content: '[Service]\nLogRateLimitIntervalSec=0\n',
+};
+
+/**
+ * The exporter and logrotate units and the logrotate file; `units` are enabled with --now. Written
+ * after the proxy has started (they need the packages user data installs once it serves).
+ */
 export function logShippingFiles(): { files: HostFile[]; units: string[] } {
   const exporter = `[Unit]
 Description=Copy planb-proxy's journal lines to ${PROXY_LOG_FILE} for the CloudWatch agent
 After=systemd-journald.service
 
 [Service]
-# -o cat: the message only, i.e. the proxy's JSON line as written. The cursor file is written on
-# exit and read on start, so a restart resumes after the last line copied.
-ExecStart=/bin/sh -c 'exec journalctl -u planb-proxy.service -o cat --follow --no-tail --cursor-file=${EXPORT_STATE_DIR}/cursor >>${PROXY_LOG_FILE}'
+# The proxy's own lines (not systemd's about it); -o cat: the message only, i.e. the JSON line as
+# written. The cursor file is written on exit and read on start: a restart resumes after the last
+# line copied, and a first start (after the proxy's) copies from the journal's beginning.
+ExecStart=/bin/sh -c 'exec journalctl ${PROXY_JOURNAL_MATCHES.join(' ')} -o cat --follow --no-tail --cursor-file=${EXPORT_STATE_DIR}/cursor >>${PROXY_LOG_FILE}'
 Restart=always
 RestartSec=2
 # root: the journal of another unit, and a log directory the agent's user can traverse
@@ -117,18 +150,12 @@ AccuracySec=30s
 [Install]
 WantedBy=timers.target
 `;
-  // journald drops a unit's messages above 10000 per 30 s by default; one access line per request
-  // passes that at a few hundred requests per second, so the proxy unit is exempt.
-  const journalDropIn = `[Service]
-LogRateLimitIntervalSec=0
-`;
   return {
     files: [
       { path: '/etc/systemd/system/planb-proxy-log-export.service', mode: '0644', content: exporter },
       { path: '/etc/planb-proxy/logrotate.conf', mode: '0644', content: logrotate },
       { path: '/etc/systemd/system/planb-proxy-logrotate.service', mode: '0644', content: rotateService },
       { path: '/etc/systemd/system/planb-proxy-logrotate.timer', mode: '0644', content: rotateTimer },
-      { path: '/etc/systemd/system/planb-proxy.service.d/journal-rate-limit.conf', mode: '0644', content: journalDropIn },
     ],
     units: ['planb-proxy-log-export.service', 'planb-proxy-logrotate.timer'],
   };
@@ -169,5 +196,6 @@ export function agentConfig(targets: AgentTargets): string {
       },
     },
   };
-  return `${JSON.stringify(config, null, 2)}\n`;
+  // Compact: it travels in user data, which EC2 limits to 16 KB.
+  return `${JSON.stringify(config)}\n`;
 }

@@ -122,6 +122,7 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       const waitLine = userData.slice(targetHealth - 200, userData.indexOf('\n', targetHealth));
       expect(waitLine).toContain(`{"Ref":"${logicalId(s.stack, 'PublicAlb/ProxyTargets')}"}`);
       expect(waitLine).toMatch(/= healthy \]/);
+      expect(userData).toContain('wait_until 600 "ALB1 to call this instance healthy" alb1_healthy');
       expect(waitLine).toContain('Port=8080');
       // The signal is sent from the exit trap, with the script's status: a timeout is a failure.
       expect(userData).toMatch(/trap exitTrap EXIT/);
@@ -143,14 +144,17 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
   describe('observability', () => {
     test('the proxy hosts run the CloudWatch agent on the exported journal and the /metrics scrape', () => {
       expect(userData).toContain('dnf install -y -q amazon-cloudwatch-agent logrotate');
-      expect(userData).toContain(`"file_path": "${PROXY_LOG_FILE}"`);
-      expect(userData).toContain(`"log_group_name": "{"Ref":"${logicalId(s.stack, 'ProxyFleet/Logs')}"}"`);
-      expect(userData).toContain('"prometheus_config_path": "/opt/aws/amazon-cloudwatch-agent/etc/planb-prometheus.yaml"');
+      expect(userData).toContain(`"file_path":"${PROXY_LOG_FILE}"`);
+      expect(userData).toContain(`"log_group_name":"{"Ref":"${logicalId(s.stack, 'ProxyFleet/Logs')}"}"`);
+      expect(userData).toContain('"prometheus_config_path":"/opt/aws/amazon-cloudwatch-agent/etc/planb-prometheus.yaml"');
       expect(userData).toContain('"^planb_proxy_ssm_refresh_failures_total$"');
       expect(userData).toMatch(/- targets: \["127\.0\.0\.1:9100"\]/);
       expect(userData).toContain('amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:');
-      // The exporter copies the unit's messages (the JSON lines) and resumes from its cursor.
-      expect(userData).toContain('journalctl -u planb-proxy.service -o cat --follow --no-tail --cursor-file=');
+      // The exporter copies the proxy's own messages (the JSON lines) and resumes from its cursor;
+      // test/log-export.test.ts runs it on a journal.
+      expect(userData).toContain(
+        'journalctl _SYSTEMD_UNIT=planb-proxy.service SYSLOG_IDENTIFIER=planb-proxy -o cat --follow --no-tail --cursor-file=',
+      );
       expect(userData).toContain('systemctl enable --now planb-proxy-log-export.service planb-proxy-logrotate.timer');
       // The journal rate-limit drop-in is in place before the proxy first starts.
       expect(userData.indexOf('LogRateLimitIntervalSec=0')).toBeGreaterThan(0);

@@ -3,10 +3,23 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
-import { PROXY_INSTALL, PROXY_SOURCES, proxyListenPort, renderProxyConfig, sha256CheckCommands } from '../lib/constructs/proxy-fleet';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { buildApp } from '../lib/app';
+import {
+  EC2_USER_DATA_LIMIT_BYTES,
+  estimatedUserDataBytes,
+  PROXY_INSTALL,
+  PROXY_SOURCES,
+  proxyListenPort,
+  renderProxyConfig,
+  sha256CheckCommands,
+  TOKEN_BYTES_ESTIMATE,
+  withoutComments,
+} from '../lib/constructs/proxy-fleet';
 import { DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
-import { logicalId, proxyUserData, STAND_IN_BINARY, synth, Synthesized } from './helpers';
+import { context, CUSTOM_DOMAIN, logicalId, proxyUserData, STAND_IN_BINARY, synth, Synthesized } from './helpers';
 
 /** The SHA-256 of a file, computed here independently of the code under test. */
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -138,14 +151,24 @@ describe('proxy fleet', () => {
     expect(() => sha256CheckCommands('/tmp/x', `${'A'.repeat(64)}`)).toThrow(/not a SHA-256/);
   });
 
-  test('user data writes the unit from systemd/planb-proxy.service, verbatim', () => {
+  /** The text user data writes to `dest` (the body of its heredoc). */
+  const written = (dest: string) => new RegExp(`cat > ${dest} <<'PLANB_PROXY_EOF'\\n([\\s\\S]*?)\\nPLANB_PROXY_EOF`).exec(userData)![1];
+  /** The lines that are not comments and not blank: what a file means to systemd or YAML. */
+  const meaningful = (text: string, markers: RegExp) => text.split('\n').filter((l) => l.trim() !== '' && !markers.test(l.trimStart()));
+
+  test('user data writes the unit from systemd/planb-proxy.service: every setting, in order, without the comments', () => {
     const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
-    expect(userData).toContain(`cat > ${PROXY_INSTALL.unit} <<'PLANB_PROXY_EOF'\n${unit}`);
+    const installed = written(PROXY_INSTALL.unit);
+    expect(meaningful(installed, /^[#;]/)).toEqual(meaningful(unit, /^[#;]/));
+    expect(installed.split('\n')[0]).toBe('# systemd/planb-proxy.service of planb, without its comments');
+    expect(installed.split('\n').filter((l) => l.startsWith('#'))).toHaveLength(1);
   });
 
-  test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter', () => {
+  test('user data writes proxy.yaml from systemd/proxy.yaml with the stack parameter, without the comments', () => {
     const expected = renderProxyConfig(fs.readFileSync(PROXY_SOURCES.config, 'utf8'), VALUES);
-    expect(userData).toContain(`cat > ${PROXY_INSTALL.config} <<'PLANB_PROXY_EOF'\n${expected}`);
+    const installed = written(PROXY_INSTALL.config);
+    expect(meaningful(installed, /^#/)).toEqual(meaningful(expected, /^#/));
+    expect(`${installed}\n`).toBe(withoutComments(expected, 'yaml', 'systemd/proxy.yaml'));
     expect(userData).toMatch(/^\s+ssm_parameter: \/planb\/PlanB\/alb2\/dns-name$/m);
   });
 
@@ -163,8 +186,74 @@ describe('proxy fleet', () => {
     // The unit goes in as the file says, $MAINPID included: the heredocs are quoted.
     const unit = fs.readFileSync(PROXY_SOURCES.unit, 'utf8');
     expect(unit).toContain('$MAINPID');
-    expect(userData).toContain(unit);
+    expect(userData).toContain(withoutComments(unit, 'systemd', 'systemd/planb-proxy.service'));
   });
+
+  test('the proxy starts before any package is installed: a slow repository cannot outlast the health-check grace', () => {
+    const start = userData.indexOf('systemctl enable --now planb-proxy.service');
+    const installs = [...userData.matchAll(/dnf install/g)].map((m) => m.index!);
+    expect(installs.length).toBeGreaterThan(0);
+    expect(start).toBeGreaterThan(0);
+    expect(installs.every((i) => i > start)).toBe(true);
+    // What the proxy needs is in place before it starts: binary, config, unit, journal drop-in.
+    for (const needed of [PROXY_INSTALL.binary, `cat > ${PROXY_INSTALL.config}`, `cat > ${PROXY_INSTALL.unit}`, 'LogRateLimitIntervalSec=0']) {
+      expect({ needed, before: userData.indexOf(needed) > 0 && userData.indexOf(needed) < start }).toEqual({ needed, before: true });
+    }
+  });
+
+  test("the wait for ALB1's verdict keeps its JMESPath quoted: a file named like it changes nothing", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'planb-wait-'));
+    try {
+      // Stand-ins named so: curl plays IMDSv2 and /healthz, aws records its arguments, one per line.
+      const bin = path.join(dir, 'bin');
+      fs.mkdirSync(bin);
+      const argsFile = path.join(dir, 'aws-args');
+      fs.writeFileSync(
+        path.join(bin, 'curl'),
+        '#!/bin/bash\ncase "$*" in *api/token*) echo token ;; *instance-id*) echo i-0123456789abcdef0 ;; esac\n',
+        { mode: 0o755 },
+      );
+      fs.writeFileSync(path.join(bin, 'aws'), `#!/bin/bash\nprintf '%s\\n' "$@" > '${argsFile}'\necho healthy\n`, { mode: 0o755 });
+      // What an unquoted TargetHealthDescriptions[0].TargetHealth.State would glob to.
+      const cwd = path.join(dir, 'cwd');
+      fs.mkdirSync(cwd);
+      fs.writeFileSync(path.join(cwd, 'TargetHealthDescriptions0.TargetHealth.State'), '');
+      // From the helper function (when there is one) to the end: the health waits as rendered.
+      const from = userData.includes('wait_until() {') ? userData.indexOf('wait_until() {') : userData.indexOf('imds_token=');
+      const script = `set -euo pipefail\n${userData.slice(from)}\necho waited`;
+      const run = spawnSync('bash', ['-c', script], {
+        cwd,
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim()).toBe('waited');
+      const args = fs.readFileSync(argsFile, 'utf8').split('\n');
+      expect(args[args.indexOf('--query') + 1]).toBe('TargetHealthDescriptions[0].TargetHealth.State');
+      expect(args[args.indexOf('--targets') + 1]).toBe('Id=i-0123456789abcdef0,Port=8080');
+      expect(args[args.indexOf('--target-group-arn') + 1]).toBe(`{"Ref":"${logicalId(s.stack, 'PublicAlb/ProxyTargets')}"}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a wait that runs out fails the script with a line naming what it waited for', () => {
+    const fn = /^wait_until\(\) \{[\s\S]*?^\}$/m.exec(userData)![0];
+    const run = spawnSync('bash', ['-c', `set -euo pipefail\n${fn}\nwait_until 1 "the thing" false\necho after`], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stdout).not.toContain('after');
+    expect(run.stderr).toBe('planb-proxy: gave up after 1 s waiting for the thing\n');
+  });
+
+  test("the group is created after ALB1's HTTPS listener and its rules, which make its targets more than `unused`", () => {
+    const asg = s.template.toJSON().Resources[logicalId(s.stack, 'ProxyFleet/Asg')];
+    expect(asg.DependsOn).toContain(logicalId(s.stack, 'PublicAlb/Alb/Https'));
+    for (const rule of ['InternalPathsRule', 'ApiPreflightRule', 'LogoutRule', 'BearerRule', 'ApiRule']) {
+      expect(asg.DependsOn).toContain(logicalId(s.stack, `PublicAlb/Alb/Https/${rule}`));
+    }
+  });
+
 
   test('the Auto Scaling group: private subnets, ELB health checks, rolling updates on signals', () => {
     const asgId = logicalId(s.stack, 'ProxyFleet/Asg');
@@ -192,6 +281,54 @@ describe('proxy fleet', () => {
     const params = s.template.toJSON().Parameters;
     const ami = Object.values(params).find((p: any) => String(p.Default).includes('al2023-ami')) as { Default: string };
     expect(ami.Default).toMatch(/^\/aws\/service\/ami-amazon-linux-latest\/al2023-ami-kernel-.*-arm64$/);
+  });
+});
+
+describe('user data size', () => {
+  /** The budget: three quarters of EC2's limit, a quarter left for what user data gains next. */
+  const BUDGET_BYTES = 12288;
+
+  test('the estimate counts text by its bytes and every token generously', () => {
+    expect(estimatedUserDataBytes('ab\u00e9')).toBe(4);
+    expect(estimatedUserDataBytes({ 'Fn::Join': ['', ['abc', { Ref: 'X' }, { 'Fn::Sub': 'y' }]] })).toBe(3 + 2 * TOKEN_BYTES_ESTIMATE);
+    expect(TOKEN_BYTES_ESTIMATE).toBeGreaterThanOrEqual(200);
+    expect(BUDGET_BYTES).toBeLessThanOrEqual(EC2_USER_DATA_LIMIT_BYTES * 0.75);
+  });
+
+  test.each([
+    ['defaults', {}],
+    ['custom domain, x86_64, every option', { ...CUSTOM_DOMAIN, 'planb:architecture': 'x86_64', 'planb:alarmEmail': 'ops@example.com', 'planb:githubRepo': 'example/planb' }],
+  ])('%s: user data stays under %p bytes with its tokens resolved', (_name, overrides) => {
+    const s = synth(overrides);
+    const lt = s.template.toJSON().Resources[logicalId(s.stack, 'ProxyFleet/LaunchTemplate')];
+    const bytes = estimatedUserDataBytes(lt.Properties.LaunchTemplateData.UserData['Fn::Base64']);
+    expect(bytes).toBeLessThan(BUDGET_BYTES);
+  });
+
+  test('synth fails when user data would pass EC2 limit', () => {
+    const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'planb-big-')), context: context() });
+    const stack = buildApp(app);
+    const launchTemplate = stack.node.findChild('ProxyFleet').node.findChild('LaunchTemplate') as ec2.LaunchTemplate;
+    launchTemplate.userData!.addCommands(`: ${'x'.repeat(EC2_USER_DATA_LIMIT_BYTES)}`);
+    expect(() => app.synth()).toThrow(/ProxyFleet: user data is about \d+ bytes, over EC2's 16384: the launch would fail/);
+    fs.rmSync(app.outdir, { recursive: true, force: true });
+  });
+});
+
+describe('comment removal', () => {
+  test('drops whole-line comments and squeezes blank runs, keeps values with # in them', () => {
+    const yaml = '# head\n\nversion: 1\n  # indented\nproxy:\n\n\n  listen: "0.0.0.0:8080"  # trailing stays\n  path: "/a#b"\n';
+    expect(withoutComments(yaml, 'yaml', 'x.yaml')).toBe(
+      '# x.yaml of planb, without its comments\nversion: 1\nproxy:\n\n  listen: "0.0.0.0:8080"  # trailing stays\n  path: "/a#b"\n',
+    );
+    expect(withoutComments('; old\n[Unit]\n# c\nA=1\n', 'systemd', 'u')).toBe('# u of planb, without its comments\n[Unit]\nA=1\n');
+    // ";" is a comment to systemd only.
+    expect(withoutComments('; x: 1\n', 'yaml', 'y')).toContain('; x: 1');
+  });
+
+  test('refuses YAML with a block scalar, whose # lines are content', () => {
+    expect(() => withoutComments('a: |\n  # not a comment\n', 'yaml', 'f.yaml')).toThrow(/f\.yaml: a block scalar/);
+    expect(() => withoutComments('a: >-\n  text\n', 'yaml', 'f.yaml')).toThrow(/block scalar/);
   });
 });
 

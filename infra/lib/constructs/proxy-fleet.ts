@@ -12,14 +12,23 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { Architecture, REPO_ROOT } from '../config';
 import { DOWNSTREAM_KEEPALIVE_SECS } from '../keepalive';
-import { AGENT_FILES, agentConfig, HostFile, logShippingFiles, PROXY_SCRAPE_JOB } from '../proxy-host';
+import {
+  AGENT_FILES,
+  agentConfig,
+  HostFile,
+  JOURNAL_DROP_IN,
+  logShippingFiles,
+  PROXY_SCRAPE_JOB,
+  PROXY_SYSLOG_IDENTIFIER,
+  PROXY_UNIT,
+} from '../proxy-host';
 import { scrapeConfig } from '../prometheus';
 
 /** Where the proxy's files live on the instances: the contract with `systemd/planb-proxy.service`. */
 export const PROXY_INSTALL = {
   binary: '/usr/local/bin/planb-proxy',
   config: '/etc/planb-proxy/proxy.yaml',
-  unit: '/etc/systemd/system/planb-proxy.service',
+  unit: `/etc/systemd/system/${PROXY_UNIT}`,
 } as const;
 
 /** The sources user data is built from, read at synth time (never copied into infra/). */
@@ -32,6 +41,51 @@ const HEREDOC_END = 'PLANB_PROXY_EOF';
 
 /** The proxies' root volume: above the AMI's 8 GiB snapshot, for logs (see the launch template). */
 export const ROOT_VOLUME_GIB = 16;
+
+/** EC2's limit on an instance's user data, in bytes before base64: a larger one fails the launch. */
+export const EC2_USER_DATA_LIMIT_BYTES = 16384;
+
+/**
+ * The bytes a CloudFormation token in user data is counted at when its size is estimated at synth:
+ * more than any value here resolves to (the target group's ARN, the asset bucket's and the log
+ * groups' names are all under 200).
+ */
+export const TOKEN_BYTES_ESTIMATE = 256;
+
+/**
+ * The size of user data as EC2 receives it, estimated from its resolved template value: literal
+ * text by its UTF-8 bytes, each token (Ref, Fn::Sub, ...) at {@link TOKEN_BYTES_ESTIMATE}.
+ */
+export function estimatedUserDataBytes(resolved: unknown): number {
+  if (typeof resolved === 'string') return Buffer.byteLength(resolved, 'utf8');
+  const join = (resolved as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (join && join[0] === '') return join[1].reduce((sum: number, part) => sum + estimatedUserDataBytes(part), 0);
+  return TOKEN_BYTES_ESTIMATE;
+}
+
+/** Whole-line comment markers: YAML's `#`; systemd's `#` and `;`. */
+const COMMENT_MARKERS = { yaml: ['#'], systemd: ['#', ';'] } as const;
+
+/**
+ * `text` with its whole-line comments removed and blank-line runs squeezed to one, behind a
+ * one-line note naming `source`. User data carries the files this way because EC2 limits it to
+ * 16 KB; the comments stay in the repository. Only whole lines go, so no value is ever cut; YAML
+ * with a block scalar (`|`, `>`), whose `#` lines would be content, is refused.
+ */
+export function withoutComments(text: string, syntax: keyof typeof COMMENT_MARKERS, source: string): string {
+  if (syntax === 'yaml' && /:[ \t]*[|>][-+0-9]*[ \t]*(#.*)?$/m.test(text)) {
+    throw new Error(`${source}: a block scalar (| or >) would lose its # lines; write the value on one line`);
+  }
+  const markers: readonly string[] = COMMENT_MARKERS[syntax];
+  const kept: string[] = [];
+  for (const line of text.split('\n')) {
+    const blank = line.trim() === '';
+    if (markers.some((m) => line.trimStart().startsWith(m))) continue;
+    if (blank && (kept.length === 0 || kept[kept.length - 1].trim() === '')) continue;
+    kept.push(line);
+  }
+  return [`# ${source} of planb, without its comments`, ...kept].join('\n');
+}
 
 /** The values infra writes into proxy.yaml; everything else comes from `systemd/proxy.yaml` as is. */
 export interface ProxyConfigValues {
@@ -90,13 +144,20 @@ export function proxyAdminAddress(yaml: string): string {
   return match[1];
 }
 
-/** Checks the unit starts the binary and config where user data installs them. */
+/**
+ * Checks the unit starts the binary and config where user data installs them, and that its output
+ * carries the identifier the log exporter selects.
+ */
 function checkUnit(unit: string): void {
   const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '';
   for (const needed of [PROXY_INSTALL.binary, PROXY_INSTALL.config]) {
     if (!execStart.includes(needed)) {
       throw new Error(`${PROXY_SOURCES.unit}: ExecStart must use ${needed}, which is where user data installs it`);
     }
+  }
+  const identifier = /^SyslogIdentifier=(.*)$/m.exec(unit)?.[1] ?? path.basename(PROXY_INSTALL.binary);
+  if (identifier !== PROXY_SYSLOG_IDENTIFIER) {
+    throw new Error(`${PROXY_SOURCES.unit}: its journal identifier is ${identifier}, but the log exporter selects ${PROXY_SYSLOG_IDENTIFIER}`);
   }
 }
 
@@ -129,6 +190,28 @@ function heredoc(dest: string, content: string): string {
   const body = content.endsWith('\n') ? content : `${content}\n`;
   return `cat > ${dest} <<'${HEREDOC_END}'\n${body}${HEREDOC_END}`;
 }
+
+/** Shell lines writing `files`: each directory created once, then each file and its mode. */
+function writeFiles(files: readonly HostFile[]): string[] {
+  const dirs = [...new Set(files.map((f) => path.dirname(f.path)))];
+  return [`install -d -m 0755 ${dirs.join(' ')}`, ...files.flatMap((f) => [heredoc(f.path, f.content), `chmod ${f.mode} ${f.path}`])];
+}
+
+/**
+ * A shell function for user data: `wait_until SECONDS WHAT COMMAND...` runs COMMAND every 2 s
+ * until it succeeds, and fails (status 1, a line naming WHAT on stderr) once SECONDS have passed.
+ * A function, not `timeout ... bash -c '...'`: the commands keep their own quoting.
+ */
+export const WAIT_UNTIL_FUNCTION = [
+  'wait_until() {',
+  '  local secs=$1 what=$2 end=$((SECONDS + $1))',
+  '  shift 2',
+  '  until "$@"; do',
+  '    [ "$SECONDS" -lt "$end" ] || { echo "planb-proxy: gave up after $secs s waiting for $what" >&2; return 1; }',
+  '    sleep 2',
+  '  done',
+  '}',
+].join('\n');
 
 /** Properties of {@link ProxyFleet}. */
 export interface ProxyFleetProps {
@@ -172,6 +255,7 @@ export class ProxyFleet extends Construct {
   public readonly binarySha256: string;
   private readonly userData: ec2.UserData;
   private healthTargetGroup?: elbv2.IApplicationTargetGroup;
+  private readonly region: string;
 
   constructor(scope: Construct, id: string, props: ProxyFleetProps) {
     super(scope, id);
@@ -320,58 +404,74 @@ export class ProxyFleet extends Construct {
       targetUtilizationPercent: 60,
     });
 
-    const region = Stack.of(this).region;
-    userData.addCommands(
-      'set -euo pipefail',
-      // cfn-signal ships with Amazon Linux 2023; install it should a slimmer image lack it.
-      '[ -x /opt/aws/bin/cfn-signal ] || dnf install -y -q aws-cfn-bootstrap',
-    );
+    this.region = Stack.of(this).region;
+    userData.addCommands('set -euo pipefail');
     const downloaded = userData.addS3DownloadCommand({
       bucket: binary.bucket,
       bucketKey: binary.s3ObjectKey,
       localFile: '/tmp/planb-proxy',
-      region,
+      region: this.region,
     });
+    // The proxy first, with nothing installed from a package repository: ALB1's health checks
+    // find it serving within seconds of boot, however slow the repository is for what follows.
     userData.addCommands(
       ...sha256CheckCommands(downloaded, this.binarySha256),
       `install -m 0755 -o root -g root ${downloaded} ${PROXY_INSTALL.binary}`,
       `rm -f ${downloaded}`,
-      `install -d -m 0755 ${path.dirname(PROXY_INSTALL.config)}`,
-      heredoc(PROXY_INSTALL.config, config),
-      `chmod 0644 ${PROXY_INSTALL.config}`,
-      heredoc(PROXY_INSTALL.unit, unit),
-      `chmod 0644 ${PROXY_INSTALL.unit}`,
-    );
-    // Before the proxy starts: its journal drop-in applies from its first line on.
-    this.shipLogsAndMetrics(userData, adminAddress);
-    userData.addCommands(
+      ...writeFiles([
+        { path: PROXY_INSTALL.config, mode: '0644', content: withoutComments(config, 'yaml', 'systemd/proxy.yaml') },
+        { path: PROXY_INSTALL.unit, mode: '0644', content: withoutComments(unit, 'systemd', 'systemd/planb-proxy.service') },
+        // Before the proxy starts: the journal drop-in applies from its first line on.
+        JOURNAL_DROP_IN,
+      ]),
       'systemctl daemon-reload',
       // A failed first start (say, the new role's permissions still propagating) is not fatal:
       // systemd restarts the unit (Restart=on-failure); the health wait below decides.
-      "systemctl enable --now planb-proxy.service || echo 'planb-proxy: first start failed, systemd retries' >&2",
+      `systemctl enable --now ${PROXY_UNIT} || echo 'planb-proxy: first start failed, systemd retries' >&2`,
+      // cfn-signal (called by the exit trap) ships with Amazon Linux 2023; install it should a
+      // slimmer image lack it.
+      '[ -x /opt/aws/bin/cfn-signal ] || dnf install -y -q aws-cfn-bootstrap',
+    );
+    this.shipLogsAndMetrics(userData, adminAddress);
+    userData.addCommands(
+      WAIT_UNTIL_FUNCTION,
       // The proxy serves ALB1's health check (it reads SSM first) ...
-      `timeout 300 bash -c 'until curl -fsS -o /dev/null http://127.0.0.1:${this.port}/healthz; do sleep 2; done'`,
+      `proxy_healthy() { curl -fsS -o /dev/null http://127.0.0.1:${this.port}/healthz; }`,
+      'wait_until 300 "/healthz to answer" proxy_healthy',
     );
     this.userData = userData;
     // ... and success is signalled once ALB1 itself calls the instance healthy (signalWhenHealthyIn).
     userData.addSignalOnExitCommand(this.autoScalingGroup);
+    this.node.addValidation({
+      validate: () => {
+        const bytes = estimatedUserDataBytes(Stack.of(this).resolve(userData.render()));
+        return bytes < EC2_USER_DATA_LIMIT_BYTES
+          ? []
+          : [`ProxyFleet: user data is about ${bytes} bytes, over EC2's ${EC2_USER_DATA_LIMIT_BYTES}: the launch would fail`];
+      },
+    });
     this.node.addValidation({
       validate: () => (this.healthTargetGroup ? [] : ['ProxyFleet: call signalWhenHealthyIn(ALB1 target group)']),
     });
   }
 
   /**
-   * Makes each instance signal CloudFormation only once `targetGroup` (ALB1's) reports it
-   * healthy, so a rolling update moves on when ALB1 really sends traffic to the new instance.
+   * Makes each instance signal CloudFormation only once ALB1 reports it healthy in `targetGroup`,
+   * so a rolling update moves on when ALB1 really sends traffic to the new instance; and creates
+   * the group only after `listener`, whose rules forward to the target group: before that ALB1
+   * calls every target `unused`, never `healthy`, and the first launch would time out. (With a
+   * DNS-validated certificate the listener waits for ACM, which no longer counts against the
+   * group's signal timeout.)
    */
-  public signalWhenHealthyIn(targetGroup: elbv2.IApplicationTargetGroup): void {
-    this.healthTargetGroup = targetGroup;
-    const region = Stack.of(this).region;
-    const state = `aws elbv2 describe-target-health --region ${region} --target-group-arn "$1" --targets "Id=$0,Port=${this.port}" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text`;
+  public signalWhenHealthyIn(forward: { targetGroup: elbv2.IApplicationTargetGroup; listener: elbv2.IApplicationListener }): void {
+    this.healthTargetGroup = forward.targetGroup;
+    this.autoScalingGroup.node.addDependency(forward.listener);
+    const state = `aws elbv2 describe-target-health --region ${this.region} --target-group-arn '${forward.targetGroup.targetGroupArn}' --targets "Id=$instance_id,Port=${this.port}" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text`;
     this.userData.addCommands(
       `imds_token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)`,
       `instance_id=$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/meta-data/instance-id)`,
-      `timeout 600 bash -c 'until [ "$(${state} 2>/dev/null)" = healthy ]; do sleep 5; done' "$instance_id" '${targetGroup.targetGroupArn}'`,
+      `alb1_healthy() { [ "$(${state} 2>/dev/null)" = healthy ]; }`,
+      'wait_until 600 "ALB1 to call this instance healthy" alb1_healthy',
     );
   }
 
@@ -393,7 +493,7 @@ export class ProxyFleet extends Construct {
     userData.addCommands(
       // In Amazon Linux 2023's own repository.
       'dnf install -y -q amazon-cloudwatch-agent logrotate',
-      ...files.flatMap((f) => [`install -d -m 0755 ${path.dirname(f.path)}`, heredoc(f.path, f.content), `chmod ${f.mode} ${f.path}`]),
+      ...writeFiles(files),
       'systemctl daemon-reload',
       `systemctl enable --now ${shipping.units.join(' ')}`,
       `/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:${AGENT_FILES.config}`,
