@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Node } from 'constructs';
 import { ELF_MACHINE, machineName, readElfHeader } from './elf';
+import { MetricDetail } from './prometheus';
 
 /** The infra/ directory: relative context paths are resolved against it, not the caller's cwd. */
 export const INFRA_DIR = path.resolve(__dirname, '..');
@@ -39,9 +40,24 @@ export interface HostedZoneRef {
   readonly zoneName: string;
 }
 
+/**
+ * How much the stack runs when idle: `standard` (the default: two of everything that can fail
+ * alone, every metric dimension, every WAF verdict logged) or `small` (a team's dev account: one
+ * proxy on standard CPU credits, one backend task, fewer metric dimensions, WAF logging only what
+ * it blocks or counts). infra/README.md's cost table gives both floors.
+ */
+export type Profile = 'standard' | 'small';
+
 /** Every input of the stack, validated; built from context by {@link readConfig}. */
 export interface PlanBConfig {
   readonly stackName: string;
+  readonly profile: Profile;
+  /** The proxies' burstable CPU credits: `unlimited` (standard profile) bills sustained bursts, `standard` throttles to the baseline instead. */
+  readonly proxyCpuCredits: 'standard' | 'unlimited';
+  /** Which metric dimensions the CloudWatch agents publish (each dimension value is a billed metric). */
+  readonly metricDetail: MetricDetail;
+  /** WAF verdicts written to its log group: every request's, or only those it blocked or counted. */
+  readonly wafLoggedVerdicts: 'all' | 'blockAndCount';
   readonly region: string;
   readonly certificate: CertificateSource;
   /**
@@ -67,6 +83,11 @@ export interface PlanBConfig {
   readonly alarmEmail: string | undefined;
   /** `owner/name` of the GitHub repository whose main branch may deploy (OIDC role), if any. */
   readonly githubRepo: string | undefined;
+  /**
+   * The ARN of the account's existing GitHub OIDC provider (an account holds one per issuer): the
+   * deploy role trusts it instead of the stack creating one, which would fail if it exists.
+   */
+  readonly githubOidcProviderArn: string | undefined;
   /**
    * Context keys still holding the example values shipped in cdk.json. Empty unless
    * `planb:allowPlaceholders=true` (tests, offline gates): otherwise such a value stops synth.
@@ -273,14 +294,30 @@ export function readConfig(node: Node): PlanBConfig {
   if (!/^\/[A-Za-z0-9_.\-/]+$/.test(ssmParameterName) || ssmParameterName.startsWith('/aws') || ssmParameterName.startsWith('/ssm')) {
     throw new ConfigError(`context value ${key('ssmParameterName')} must be a path like /planb/alb2/dns-name, got "${ssmParameterName}"`);
   }
-  const proxyMinCapacity = integer(node, 'proxyMinCapacity', 2, 1, 100);
+  const profile = oneOf<Profile>(node, 'profile', ['standard', 'small'], 'standard');
+  const small = profile === 'small';
+  const proxyMinCapacity = integer(node, 'proxyMinCapacity', small ? 1 : 2, 1, 100);
   const proxyMaxCapacity = integer(node, 'proxyMaxCapacity', 4, proxyMinCapacity, 100);
-  const backendMinCapacity = integer(node, 'backendMinCapacity', 2, 1, 100);
+  const backendMinCapacity = integer(node, 'backendMinCapacity', small ? 1 : 2, 1, 100);
   const backendMaxCapacity = integer(node, 'backendMaxCapacity', 8, backendMinCapacity, 100);
   const cert = certificate(node, region);
+  const githubRepo = optionalMatching(node, 'githubRepo', /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'a GitHub repository as owner/name');
+  const githubOidcProviderArn = optionalMatching(
+    node,
+    'githubOidcProviderArn',
+    /^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/,
+    "the ARN of the account's GitHub OIDC provider (arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com)",
+  );
+  if (githubOidcProviderArn !== undefined && githubRepo === undefined) {
+    throw new ConfigError(`context value ${key('githubOidcProviderArn')} is set but ${key('githubRepo')} is not: the provider is only used by the GitHub deploy role`);
+  }
   const placeholders = checkPlaceholders(node, cert);
   return {
     stackName,
+    profile,
+    proxyCpuCredits: small ? 'standard' : 'unlimited',
+    metricDetail: small ? 'reduced' : 'full',
+    wafLoggedVerdicts: small ? 'blockAndCount' : 'all',
     region,
     certificate: cert,
     cognitoDomainPrefix: cognitoDomainPrefix(node),
@@ -296,7 +333,8 @@ export function readConfig(node: Node): PlanBConfig {
     verifyAlbSignature: boolean(node, 'verifyAlbSignature', true),
     mfa: oneOf(node, 'mfa', ['required', 'optional'] as const, 'required'),
     alarmEmail: optionalMatching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
-    githubRepo: optionalMatching(node, 'githubRepo', /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'a GitHub repository as owner/name'),
+    githubRepo,
+    githubOidcProviderArn,
     placeholders,
   };
 }

@@ -59,6 +59,7 @@ export class PlanBStack extends Stack {
       maxCapacity: config.backendMaxCapacity,
       accessLogBucket: logs.bucket,
       trustedAlbArn: config.verifyAlbSignature ? publicAlb.loadBalancer.loadBalancerArn : undefined,
+      metricDetail: config.metricDetail,
     });
 
     const proxies = new ProxyFleet(this, 'ProxyFleet', {
@@ -70,12 +71,18 @@ export class PlanBStack extends Stack {
       upstreamParameterName: config.ssmParameterName,
       minCapacity: config.proxyMinCapacity,
       maxCapacity: config.proxyMaxCapacity,
+      cpuCredits: config.proxyCpuCredits,
+      metricDetail: config.metricDetail,
     });
     backend.allowFrom(proxies.autoScalingGroup);
 
     const edge = publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
     proxies.signalWhenHealthyIn(edge);
-    new WebAcl(this, 'WebAcl', { loadBalancer: publicAlb.loadBalancer, stackName: config.stackName });
+    new WebAcl(this, 'WebAcl', {
+      loadBalancer: publicAlb.loadBalancer,
+      stackName: config.stackName,
+      loggedVerdicts: config.wafLoggedVerdicts,
+    });
 
     const monitoring = new Monitoring(this, 'Monitoring', {
       stackName: config.stackName,
@@ -83,6 +90,7 @@ export class PlanBStack extends Stack {
       alb2: { loadBalancer: backend.loadBalancer, targetGroup: backend.targetGroup, p99Threshold: Duration.millis(500) },
       backend,
       alarmEmail: config.alarmEmail,
+      metricDetail: config.metricDetail,
     });
     // Next to the circuit breaker: a deployment whose tasks make ALB2 answer 5xx is rolled back.
     backend.rollBackOnAlarms(monitoring.backendDeploymentAlarms());
@@ -91,6 +99,7 @@ export class PlanBStack extends Stack {
       new GitHubDeploy(this, 'GitHubDeploy', {
         repository: config.githubRepo,
         proxyAutoScalingGroupName: proxies.autoScalingGroup.autoScalingGroupName,
+        existingProviderArn: config.githubOidcProviderArn,
       });
     }
 

@@ -9,6 +9,19 @@ export interface MetricDeclaration {
   readonly metrics: readonly string[];
   /** Label sets published as dimensions, each next to `job` (an empty list: `job` alone). */
   readonly dimensions: readonly (readonly string[])[];
+  /**
+   * The label sets kept at `reduced` detail (the small profile), when fewer than `dimensions`:
+   * every dimension value is a metric CloudWatch bills monthly. Alarms use only these.
+   */
+  readonly reduced?: readonly (readonly string[])[];
+}
+
+/** `full`: every declared dimension; `reduced`: each declaration's `reduced` sets where it has them. */
+export type MetricDetail = 'full' | 'reduced';
+
+/** The declarations as published at `detail`. */
+export function atDetail(declarations: readonly MetricDeclaration[], detail: MetricDetail): MetricDeclaration[] {
+  return declarations.map((d) => ({ metrics: d.metrics, dimensions: detail === 'reduced' ? (d.reduced ?? d.dimensions) : d.dimensions }));
 }
 
 /** The Prometheus scrape configuration: one job, one target, once a minute. */

@@ -1,4 +1,4 @@
-import { MetricDeclaration, prometheusSection } from './prometheus';
+import { atDetail, MetricDeclaration, MetricDetail, prometheusSection } from './prometheus';
 
 /**
  * The files user data writes on a proxy host next to planb-proxy itself: how its logs leave the
@@ -64,8 +64,8 @@ export const PROXY_METRICS: readonly MetricDeclaration[] = [
     ],
     dimensions: [],
   },
-  { metrics: ['planb_proxy_upstream_connections_total'], dimensions: [['reused']] },
-  { metrics: ['planb_proxy_keepalive_closes_total'], dimensions: [['reason']] },
+  { metrics: ['planb_proxy_upstream_connections_total'], dimensions: [['reused']], reduced: [[]] },
+  { metrics: ['planb_proxy_keepalive_closes_total'], dimensions: [['reason']], reduced: [[]] },
 ];
 
 /** A file for user data to write: path, mode and text. */
@@ -167,6 +167,8 @@ export interface AgentTargets {
   readonly logGroupName: string;
   /** Log group the agent writes the EMF records of the scraped metrics to. */
   readonly metricsLogGroupName: string;
+  /** The metric dimensions published (see {@link PROXY_METRICS}). */
+  readonly metricDetail: MetricDetail;
 }
 
 /**
@@ -191,7 +193,7 @@ export function agentConfig(targets: AgentTargets): string {
           targets.metricsLogGroupName,
           PROXY_METRIC_NAMESPACE,
           PROXY_SCRAPE_JOB,
-          PROXY_METRICS,
+          atDetail(PROXY_METRICS, targets.metricDetail),
         ),
       },
     },

@@ -2,9 +2,10 @@
 # Gate: `cdk synth` (cdk-nag's AwsSolutions pack runs inside it and fails it on any finding that
 # is not acknowledged with a reason), then cfn-lint on every synthesized template.
 #
-# Two variants are synthesized: cdk.json's defaults (example certificate ARN, Graviton) and a
+# Three variants are synthesized: cdk.json's defaults (example certificate ARN, Graviton), a
 # custom domain with a DNS-validated certificate on x86_64 with every optional input (alarm e-mail,
-# GitHub deploy role), so the optional resources get linted too. Both pass
+# GitHub deploy role), so the optional resources get linted too, and the small profile with an
+# existing GitHub OIDC provider. Both pass
 # planb:allowPlaceholders=true: cdk.json's example certificate is refused otherwise.
 # The proxy binary is a stand-in (test/fixtures: an ELF header for the right CPU) unless
 # PLANB_PROXY_BINARY names a real one: the gate checks the template, not the binary, and must not
@@ -47,5 +48,7 @@ synth custom-domain -c planb:certificateArn= -c planb:domainName=api.example.com
   -c planb:hostedZoneId=Z0000000000000EXAMPLE -c planb:hostedZoneName=example.com \
   -c planb:architecture=x86_64 -c "planb:proxyBinary=$binary_x86_64" -c planb:mfa=optional \
   -c planb:alarmEmail=ops@example.com -c planb:githubRepo=example/planb
+synth small -c planb:profile=small -c "planb:proxyBinary=$binary_arm64" -c planb:githubRepo=example/planb \
+  -c planb:githubOidcProviderArn=arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com
 
 echo "infra gates: synth, cdk-nag and cfn-lint clean"

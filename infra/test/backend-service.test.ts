@@ -114,17 +114,25 @@ describe('backend service', () => {
   test('the image is built from Dockerfile.backend with a context of sources only', () => {
     const assembly = s.app.synth();
     const assets = JSON.parse(fs.readFileSync(path.join(assembly.directory, `${s.stack.artifactId}.assets.json`), 'utf8'));
-    const images = Object.values(assets.dockerImages) as { source: { directory: string; dockerFile: string; platform: string } }[];
-    expect(images).toHaveLength(1);
-    const { source } = images[0];
-    expect(source.dockerFile).toBe('Dockerfile.backend');
-    expect(source.platform).toBe('linux/arm64');
+    const images = Object.values(assets.dockerImages) as { source: { directory: string; dockerFile?: string; platform: string } }[];
+    // The backend's and the metrics sidecar's (infra/images/cloudwatch-agent), both for the task's CPU.
+    expect(images).toHaveLength(2);
+    expect(images.map((i) => i.source.platform)).toEqual(['linux/arm64', 'linux/arm64']);
+    const { source } = images.find((i) => i.source.dockerFile === 'Dockerfile.backend')!;
     // The staged context (what Docker receives at deploy time): the workspace, nothing else.
     const staged = path.join(assembly.directory, source.directory);
     const top = fs.readdirSync(staged).sort();
     expect(top).toEqual(['.dockerignore', 'Cargo.lock', 'Cargo.toml', 'Dockerfile.backend', 'alloc', 'backend', 'proxy', 'testkit']);
     expect(fs.existsSync(path.join(staged, 'backend', 'Cargo.toml'))).toBe(true);
     expect(fs.existsSync(path.join(staged, 'backend', 'src'))).toBe(true);
+    // No documentation (a README edit would change the image's hash and roll the service), but
+    // the backend's README, whose configuration table `--help` prints; none of testkit's Python.
+    const all = (dir: string, prefix = ''): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? all(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]));
+    const files = all(staged);
+    expect(files.filter((f) => f.endsWith('.md'))).toEqual(['backend/README.md']);
+    expect(files.filter((f) => f.startsWith('testkit/')).every((f) => f === 'testkit/Cargo.toml' || f.startsWith('testkit/src/'))).toBe(true);
+    expect(files).toContain('testkit/src/lib.rs');
   });
 });
 

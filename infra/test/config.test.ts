@@ -87,7 +87,10 @@ describe('context', () => {
     ['planb:ssmParameterName', { 'planb:ssmParameterName': 'no-leading-slash' }],
     ['planb:alarmEmail', { 'planb:alarmEmail': 'not-an-address' }],
     ['planb:githubRepo', { 'planb:githubRepo': 'https://github.com/example/planb' }],
+    ['planb:githubOidcProviderArn', { 'planb:githubRepo': 'a/b', 'planb:githubOidcProviderArn': 'arn:aws:iam::111122223333:oidc-provider/accounts.google.com' }],
+    ['planb:githubOidcProviderArn', { 'planb:githubOidcProviderArn': 'arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com' }],
     ['planb:allowPlaceholders', { 'planb:allowPlaceholders': 'yes' }],
+    ['planb:profile', { 'planb:profile': 'tiny' }],
   ])('a malformed %s is rejected by name', (key, overrides) => {
     expect(() => configWith(overrides)).toThrow(key);
   });

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Match } from 'aws-cdk-lib/assertions';
-import { BACKEND_METRICS, NOTES_TABLE_ACTIONS } from '../lib/constructs/backend-service';
+import { BACKEND_METRICS, CLOUDWATCH_AGENT_IMAGE_DIR, NOTES_TABLE_ACTIONS } from '../lib/constructs/backend-service';
 import { REPO_ROOT } from '../lib/config';
 import { CDK_BOOTSTRAP_ROLES } from '../lib/constructs/github-deploy';
 import { VERIFICATION_REASON_THRESHOLDS } from '../lib/constructs/monitoring';
@@ -236,13 +236,21 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       }
     });
 
-    test('the agent sidecar runs a pinned release, not latest', () => {
+    test("the agent sidecar is a pinned release, copied into the account's asset repository at deploy", () => {
+      const dockerfile = fs.readFileSync(path.join(CLOUDWATCH_AGENT_IMAGE_DIR, 'Dockerfile'), 'utf8');
+      const from = dockerfile.split('\n').filter((l) => /^FROM /i.test(l));
+      // One line: AWS's image at a release tag (never latest), nothing added.
+      expect(from).toHaveLength(1);
+      expect(from[0]).toMatch(/^FROM public\.ecr\.aws\/cloudwatch-agent\/cloudwatch-agent:\d+\.\d+\.\d+b\d+$/);
+      expect(dockerfile.split('\n').filter((l) => l.trim() && !l.startsWith('#'))).toEqual(from);
+      // Both images are assets, addressed by their hash: no task pulls from a public registry, so
+      // a pull that fails does so in `cdk deploy`, before CloudFormation creates anything.
       const containers = resources[logicalId(s.stack, 'Backend/Task')].Properties.ContainerDefinitions;
-      const image: string = containers.find((c: any) => c.Name === 'cloudwatch-agent').Image;
-      expect(image).toMatch(/^public\.ecr\.aws\/cloudwatch-agent\/cloudwatch-agent:\d+\.\d+\.\d+b\d+$/);
-      // The backend's own image is the asset built from Dockerfile.backend, addressed by its hash.
-      const backendImage = JSON.stringify(containers.find((c: any) => c.Name === 'backend').Image);
-      expect(backendImage).toMatch(/:[0-9a-f]{64}"/);
+      for (const name of ['backend', 'cloudwatch-agent']) {
+        const image = JSON.stringify(containers.find((c: any) => c.Name === name).Image);
+        expect({ name, asset: /cdk-hnb659fds-container-assets-.*:[0-9a-f]{64}"/.test(image) }).toEqual({ name, asset: true });
+        expect(image).not.toContain('public.ecr.aws');
+      }
     });
 
     test('every alarm of the runbook exists, notifies the encrypted topic, and is on the dashboard', () => {
@@ -363,6 +371,24 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
 
   test('no GitHub deploy role unless planb:githubRepo is set', () => {
     s.template.resourceCountIs('AWS::IAM::OIDCProvider', 0);
+  });
+});
+
+describe("an account's existing GitHub OIDC provider", () => {
+  const arn = 'arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com';
+
+  test('is imported by ARN when given: the role trusts it and the stack creates none', () => {
+    const s = synth({ 'planb:githubRepo': 'example/planb', 'planb:githubOidcProviderArn': arn });
+    s.template.resourceCountIs('AWS::IAM::OIDCProvider', 0);
+    const role = s.template.toJSON().Resources[logicalId(s.stack, 'GitHubDeploy/Role')].Properties;
+    expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({ Action: 'sts:AssumeRoleWithWebIdentity', Principal: { Federated: arn } }),
+    ]);
+  });
+
+  test('is created when no ARN is given', () => {
+    const s = synth({ 'planb:githubRepo': 'example/planb' });
+    s.template.resourceCountIs('AWS::IAM::OIDCProvider', 1);
   });
 });
 

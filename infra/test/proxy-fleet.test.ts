@@ -297,6 +297,7 @@ describe('user data size', () => {
 
   test.each([
     ['defaults', {}],
+    ['small profile', { 'planb:profile': 'small' }],
     ['custom domain, x86_64, every option', { ...CUSTOM_DOMAIN, 'planb:architecture': 'x86_64', 'planb:alarmEmail': 'ops@example.com', 'planb:githubRepo': 'example/planb' }],
   ])('%s: user data stays under %p bytes with its tokens resolved', (_name, overrides) => {
     const s = synth(overrides);

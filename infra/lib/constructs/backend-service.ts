@@ -1,3 +1,4 @@
+import * as path from 'path';
 import { CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -12,8 +13,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { Architecture, REPO_ROOT } from '../config';
-import { MetricDeclaration, prometheusSection, scrapeConfig } from '../prometheus';
+import { Architecture, INFRA_DIR, REPO_ROOT } from '../config';
+import { atDetail, MetricDeclaration, MetricDetail, prometheusSection, scrapeConfig } from '../prometheus';
 
 /** The port planb-backend listens on (its LISTEN_ADDR default) and ALB2's target port. */
 export const BACKEND_PORT = 8080;
@@ -40,19 +41,21 @@ export const BACKEND_METRICS: readonly MetricDeclaration[] = [
   { metrics: ['planb_verification_failures_total'], dimensions: [[], ['reason']] },
   { metrics: ['planb_jwks_fetches_total'], dimensions: [['result']] },
   // Every route's answers: by status across routes (the 5xx view) and per route.
-  { metrics: ['planb_requests_total'], dimensions: [['status'], ['route', 'status']] },
-  { metrics: ['planb_dynamodb_calls_total'], dimensions: [['op', 'result']] },
+  { metrics: ['planb_requests_total'], dimensions: [['status'], ['route', 'status']], reduced: [['status']] },
+  { metrics: ['planb_dynamodb_calls_total'], dimensions: [['op', 'result']], reduced: [['result']] },
   // A gauge: the agent publishes its value as scraped.
   { metrics: ['planb_connections_open'], dimensions: [] },
 ];
 
 /**
- * The CloudWatch agent's image (AWS's, on ECR Public; the release tag is multi-arch, so it runs on
- * ARM64 and x86_64 tasks). A sidecar in each task scrapes the backend's /metrics over localhost.
- * A release, not `latest`: a task started tomorrow runs the agent the stack was tested with, and
- * an agent upgrade is a reviewed change of this line.
+ * The CloudWatch agent sidecar's image: a Dockerfile whose one line is AWS's release on ECR Public
+ * (a version tag, multi-arch, so it runs on ARM64 and x86_64 tasks), built as a CDK asset into this
+ * account's asset repository. An image-pull failure stops a task whether or not the container is
+ * essential, and ECS has no setting that changes that; pulling at `cdk deploy`, before
+ * CloudFormation starts, makes a failure there stop the deploy with nothing to roll back, and the
+ * tasks then pull from the same private repository as the backend's image.
  */
-export const CLOUDWATCH_AGENT_IMAGE = 'public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300072.0b1766';
+export const CLOUDWATCH_AGENT_IMAGE_DIR = path.join(INFRA_DIR, 'images', 'cloudwatch-agent');
 
 /** The DynamoDB actions the backend's notes API uses: nothing else (no Scan, no batch, no update). */
 export const NOTES_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'] as const;
@@ -83,6 +86,8 @@ export interface BackendServiceProps {
    * header and checks its signer against this ARN.
    */
   readonly trustedAlbArn?: string;
+  /** The metric dimensions the agent sidecar publishes (see {@link BACKEND_METRICS}). */
+  readonly metricDetail: MetricDetail;
 }
 
 /**
@@ -141,6 +146,8 @@ export class BackendService extends Construct {
         'The key only signs the opaque pagination cursors of GET /api/notes, which live for one listing; rotating it would only make outstanding cursors fail with 400 and clients restart their listing. It grants no access: every note read is still bound to the verified sub. Rotate by hand (put-secret-value, then force a new deployment) if it leaks.',
     });
 
+    // Both images for the task's architecture, whatever machine runs `cdk deploy`.
+    const platform = props.architecture === 'arm64' ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64;
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
       cpu: 256,
       memoryLimitMiB: 512,
@@ -179,7 +186,7 @@ export class BackendService extends Construct {
         file: 'Dockerfile.backend',
         exclude: BACKEND_IMAGE_EXCLUDES,
         // Pin the image to the task's architecture whatever machine runs `cdk deploy`.
-        platform: props.architecture === 'arm64' ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
+        platform,
       }),
       portMappings: [{ containerPort: BACKEND_PORT, name: 'http' }],
       environment,
@@ -196,7 +203,7 @@ export class BackendService extends Construct {
         resources: [this.notesTable.tableArn],
       }),
     );
-    this.addMetricsSidecar(taskDefinition, logGroup);
+    this.addMetricsSidecar(taskDefinition, logGroup, props.metricDetail, platform);
     Validations.of(taskDefinition.obtainExecutionRole()).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
@@ -321,7 +328,12 @@ export class BackendService extends Construct {
    * {@link BACKEND_METRICS} as EMF (namespace PlanB/Backend). Not essential: an agent failure
    * costs metrics, never requests.
    */
-  private addMetricsSidecar(taskDefinition: ecs.FargateTaskDefinition, logGroup: logs.LogGroup): void {
+  private addMetricsSidecar(
+    taskDefinition: ecs.FargateTaskDefinition,
+    logGroup: logs.LogGroup,
+    detail: MetricDetail,
+    platform: Platform,
+  ): void {
     const metricsLogGroup = new logs.LogGroup(this, 'MetricsLogs', {
       // The EMF records only feed the metrics; CloudWatch keeps those 15 months on its own.
       retention: logs.RetentionDays.ONE_WEEK,
@@ -336,13 +348,15 @@ export class BackendService extends Construct {
             metricsLogGroup.logGroupName,
             BACKEND_METRIC_NAMESPACE,
             BACKEND_SCRAPE_JOB,
-            BACKEND_METRICS,
+            atDetail(BACKEND_METRICS, detail),
           ),
         },
       },
     };
     taskDefinition.addContainer('cloudwatch-agent', {
-      image: ecs.ContainerImage.fromRegistry(CLOUDWATCH_AGENT_IMAGE),
+      image: ecs.ContainerImage.fromAsset(CLOUDWATCH_AGENT_IMAGE_DIR, {
+        platform,
+      }),
       essential: false,
       memoryReservationMiB: 64,
       environment: {

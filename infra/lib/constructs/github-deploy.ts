@@ -16,6 +16,8 @@ export interface GitHubDeployProps {
   readonly branch?: string;
   /** The proxy Auto Scaling group's name: scripts/smoke.sh runs `systemctl is-active` on its instances. */
   readonly proxyAutoScalingGroupName: string;
+  /** The account's existing GitHub OIDC provider; when unset, the stack creates it. */
+  readonly existingProviderArn?: string;
 }
 
 /**
@@ -24,8 +26,9 @@ export interface GitHubDeployProps {
  * GitHub-issued token. The role can do one thing: assume the CDK bootstrap roles of this account
  * and region, which carry the deploy permissions (as `cdk deploy` from a laptop does).
  *
- * An account holds one provider per issuer URL: a second stack in the same account with
- * `planb:githubRepo` set would collide on it (deploy it from one stack only).
+ * An account holds one provider per issuer URL, and creating a second fails (EntityAlreadyExists):
+ * in an account that has one (most organisations' do), pass its ARN as `existingProviderArn`
+ * (`planb:githubOidcProviderArn`) and the role trusts it instead.
  */
 export class GitHubDeploy extends Construct {
   /** The role the workflow assumes (`role-to-assume`). */
@@ -36,14 +39,16 @@ export class GitHubDeploy extends Construct {
     const stack = Stack.of(this);
     const branch = props.branch ?? 'main';
 
-    const provider = new iam.CfnOIDCProvider(this, 'Provider', {
-      url: GITHUB_OIDC.url,
-      clientIdList: [GITHUB_OIDC.audience],
-    });
+    const providerArn =
+      props.existingProviderArn ??
+      new iam.CfnOIDCProvider(this, 'Provider', {
+        url: GITHUB_OIDC.url,
+        clientIdList: [GITHUB_OIDC.audience],
+      }).attrArn;
 
     this.role = new iam.Role(this, 'Role', {
       description: `GitHub Actions deploys of ${props.repository} (${branch} only) through the CDK bootstrap roles`,
-      assumedBy: new iam.WebIdentityPrincipal(provider.attrArn, {
+      assumedBy: new iam.WebIdentityPrincipal(providerArn, {
         StringEquals: {
           'token.actions.githubusercontent.com:aud': GITHUB_OIDC.audience,
           'token.actions.githubusercontent.com:sub': `repo:${props.repository}:ref:refs/heads/${branch}`,

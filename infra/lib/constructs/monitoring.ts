@@ -7,6 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { MetricDetail } from '../prometheus';
 import { PROXY_METRIC_NAMESPACE, PROXY_SCRAPE_JOB } from '../proxy-host';
 import { BACKEND_METRIC_NAMESPACE, BACKEND_SCRAPE_JOB, BackendService } from './backend-service';
 
@@ -29,6 +30,8 @@ export interface MonitoringProps {
   readonly backend: BackendService;
   /** Subscribed to the alarm topic when given. */
   readonly alarmEmail?: string;
+  /** The dimensions the agents publish: the dashboard graphs only those. */
+  readonly metricDetail: MetricDetail;
 }
 
 /**
@@ -66,10 +69,12 @@ export class Monitoring extends Construct {
   /** The one dashboard. */
   public readonly dashboard: cloudwatch.Dashboard;
   private readonly stackName: string;
+  private readonly metricDetail: MetricDetail;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     this.stackName = props.stackName;
+    this.metricDetail = props.metricDetail;
 
     // SNS encrypts with a key CloudWatch may use: the AWS-managed SNS key does not let CloudWatch
     // publish, so the topic gets its own (rotated yearly).
@@ -186,15 +191,21 @@ export class Monitoring extends Construct {
       label: '',
       period: Duration.minutes(5),
     });
+    // Per route only where the agent publishes the route (full detail).
+    const requestDimensions = this.metricDetail === 'full' ? 'job,route,status' : 'job,status';
     const byRoute = new cloudwatch.MathExpression({
-      expression: `SEARCH('{${BACKEND_METRIC_NAMESPACE},job,route,status} MetricName="planb_requests_total"', 'Sum', 300)`,
+      expression: `SEARCH('{${BACKEND_METRIC_NAMESPACE},${requestDimensions}} MetricName="planb_requests_total"', 'Sum', 300)`,
       label: '',
       period: Duration.minutes(5),
     });
     return [
       new cloudwatch.GraphWidget({ title: 'Backend: running tasks', left: [running], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Backend: verification failures by reason per 5 min', left: [byReason], width: 16 }),
-      new cloudwatch.GraphWidget({ title: 'Backend: requests by route and status per 5 min', left: [byRoute], width: 24 }),
+      new cloudwatch.GraphWidget({
+        title: `Backend: requests by ${this.metricDetail === 'full' ? 'route and ' : ''}status per 5 min`,
+        left: [byRoute],
+        width: 24,
+      }),
     ];
   }
 
@@ -229,13 +240,16 @@ export class Monitoring extends Construct {
       }),
       // Reuse is what keeps ALB2's new-connection cost off the request path.
       new cloudwatch.GraphWidget({
-        title: 'Proxies: connections to ALB2 opened and reused per 5 min',
-        left: ['false', 'true'].map((reused) =>
-          metric('planb_proxy_upstream_connections_total').with({
-            dimensionsMap: { job: PROXY_SCRAPE_JOB, reused },
-            label: reused === 'true' ? 'reused' : 'opened',
-          }),
-        ),
+        title: `Proxies: connections to ALB2 ${this.metricDetail === 'full' ? 'opened and reused ' : ''}per 5 min`,
+        left:
+          this.metricDetail === 'full'
+            ? ['false', 'true'].map((reused) =>
+                metric('planb_proxy_upstream_connections_total').with({
+                  dimensionsMap: { job: PROXY_SCRAPE_JOB, reused },
+                  label: reused === 'true' ? 'reused' : 'opened',
+                }),
+              )
+            : [metric('planb_proxy_upstream_connections_total')],
         width: 12,
       }),
       new cloudwatch.GraphWidget({

@@ -22,7 +22,7 @@ import {
   PROXY_SYSLOG_IDENTIFIER,
   PROXY_UNIT,
 } from '../proxy-host';
-import { scrapeConfig } from '../prometheus';
+import { MetricDetail, scrapeConfig } from '../prometheus';
 
 /** Where the proxy's files live on the instances: the contract with `systemd/planb-proxy.service`. */
 export const PROXY_INSTALL = {
@@ -229,6 +229,10 @@ export interface ProxyFleetProps {
   readonly upstreamParameterName: string;
   readonly minCapacity: number;
   readonly maxCapacity: number;
+  /** Burstable instances' CPU credits: `unlimited` bursts as long as needed (billed past the baseline). */
+  readonly cpuCredits: 'standard' | 'unlimited';
+  /** The metric dimensions the agent publishes (see `PROXY_METRICS`). */
+  readonly metricDetail: MetricDetail;
 }
 
 /**
@@ -358,6 +362,12 @@ export class ProxyFleet extends Construct {
       requireImdsv2: true,
       httpPutResponseHopLimit: 1,
       detailedMonitoring: true,
+      // Set for t-family (burstable) types only: EC2 refuses a credit specification on others.
+      cpuCredits: /^t\d/.test(props.instanceType)
+        ? props.cpuCredits === 'unlimited'
+          ? ec2.CpuCredits.UNLIMITED
+          : ec2.CpuCredits.STANDARD
+        : undefined,
       blockDevices: [
         {
           deviceName: '/dev/xvda',
@@ -432,7 +442,7 @@ export class ProxyFleet extends Construct {
       // slimmer image lack it.
       '[ -x /opt/aws/bin/cfn-signal ] || dnf install -y -q aws-cfn-bootstrap',
     );
-    this.shipLogsAndMetrics(userData, adminAddress);
+    this.shipLogsAndMetrics(userData, adminAddress, props.metricDetail);
     userData.addCommands(
       WAIT_UNTIL_FUNCTION,
       // The proxy serves ALB1's health check (it reads SSM first) ...
@@ -476,7 +486,7 @@ export class ProxyFleet extends Construct {
   }
 
   /** User data: the CloudWatch agent (logs and /metrics) and the journal exporter. */
-  private shipLogsAndMetrics(userData: ec2.UserData, adminAddress: string): void {
+  private shipLogsAndMetrics(userData: ec2.UserData, adminAddress: string, metricDetail: MetricDetail): void {
     const shipping = logShippingFiles();
     const files: HostFile[] = [
       ...shipping.files,
@@ -487,6 +497,7 @@ export class ProxyFleet extends Construct {
         content: agentConfig({
           logGroupName: this.logGroup.logGroupName,
           metricsLogGroupName: this.metricsLogGroup.logGroupName,
+          metricDetail,
         }),
       },
     ];

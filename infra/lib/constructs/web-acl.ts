@@ -10,6 +10,8 @@ export interface WebAclProps {
   readonly loadBalancer: elbv2.IApplicationLoadBalancer;
   /** Names the ACL and its log group (`aws-waf-logs-<stack>`). */
   readonly stackName: string;
+  /** Which verdicts are logged: every request's, or only what a rule blocked or counted. */
+  readonly loggedVerdicts: 'all' | 'blockAndCount';
 }
 
 /** AWS managed rule groups, in evaluation order (cheapest verdicts first). */
@@ -94,6 +96,18 @@ export function decimalAbove(limit: number): string {
   }
   return `^0*(${alternatives.join('|')})$`;
 }
+
+/** A WAF logging filter keeping the requests a rule blocked or counted, dropping the rest. */
+export const BLOCK_AND_COUNT_ONLY = {
+  DefaultBehavior: 'DROP',
+  Filters: [
+    {
+      Behavior: 'KEEP',
+      Requirement: 'MEETS_ANY',
+      Conditions: [{ ActionCondition: { Action: 'BLOCK' } }, { ActionCondition: { Action: 'COUNT' } }],
+    },
+  ],
+};
 
 /** A byte match on the URI path as ALB1 received it (no transformation: the backend routes on it as is). */
 function uriPath(positionalConstraint: 'EXACTLY' | 'STARTS_WITH', searchString: string): wafv2.CfnWebACL.ByteMatchStatementProperty {
@@ -222,6 +236,7 @@ export class WebAcl extends Construct {
       logDestinationConfigs: [logGroupArn],
       // Cookies carry ALB1's session and Authorization a bearer token: never written to logs.
       redactedFields: [{ singleHeader: { Name: 'cookie' } }, { singleHeader: { Name: 'authorization' } }],
+      loggingFilter: props.loggedVerdicts === 'blockAndCount' ? BLOCK_AND_COUNT_ONLY : undefined,
     });
   }
 }
