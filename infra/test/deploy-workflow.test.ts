@@ -167,7 +167,7 @@ function filesUnder(dir: string, prefix = ''): string[] {
 }
 
 describe("deploy.yml's paths filter", () => {
-  const filter = pathsFilter(workflow.on.push.paths as string[]);
+  const filter = pathsFilter((workflow.on.push.paths ?? []) as string[]);
   const files = repositoryFiles();
 
   test('the filter itself: later patterns win, ** spans directories', () => {
