@@ -46,7 +46,10 @@ async def serve(cfg):
     """The listener, the Cognito domain and the key endpoint, until SIGTERM or SIGINT."""
     key = load_or_create_key(cfg.key_file)
     signer = DataSigner(key, cfg.kid, cfg.alb_arn)
-    description = load_spec(cfg.spec)
+    try:
+        description = load_spec(cfg.spec)
+    except (OSError, ValueError) as e:
+        sys.exit(f"alb1: cannot read ALB1's description {cfg.spec}: {e}")
     if cfg.session_timeout is None:
         cfg.session_timeout = description["listener"]["sessionTimeoutSeconds"]
     apps = [(Listener(cfg, signer, log, description).app(), cfg.listen),

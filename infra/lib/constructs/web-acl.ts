@@ -138,9 +138,7 @@ export class WebAcl extends Construct {
       };
     });
     const bodyLabels = Object.values(BODY_RULES).flatMap((group) => group.rules.map((rule) => bodyRuleLabel(group, rule)));
-    const anyBodyLabel: wafv2.CfnWebACL.StatementProperty = {
-      orStatement: { statements: bodyLabels.map((key) => ({ labelMatchStatement: { scope: 'LABEL', key } })) },
-    };
+    const anyBodyLabel = anyOf(bodyLabels.map((key) => ({ labelMatchStatement: { scope: 'LABEL', key } })));
     const routePaths = BODY_ROUTES.map(routePath);
     // After the groups, which add the labels; what the groups would have blocked stays blocked
     // wherever the path is no body route.
