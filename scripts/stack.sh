@@ -28,7 +28,8 @@
 # (release|debug, default release), PROXY_PORT (8080), PROXY_ADMIN_PORT (9100),
 # BACKEND_PORT (8081), MOTO_PORT (5055), ALB_PORT (8000: ALB1's listener, the URL to open),
 # COGNITO_PORT (8001: the Cognito domain), ALB_KEYS_PORT (8002: ALB's public keys), AWS_REGION (ap-northeast-1),
-# CONNECTIONS (50), DURATION (10s), NOTES_TABLE (planb-notes). Anything else in the
+# CONNECTIONS (50), DURATION (10s), NOTES_TABLE (planb-notes), ALB1_SESSION_TIMEOUT (the stand-in's
+# session in seconds; default infra/alb1.json's). Anything else in the
 # environment reaches the backend as ECS would pass it (TOKEN_CACHE_SIZE, RUST_LOG, ...); ALB_ARN and
 # ALB_PUBLIC_KEY_URL default to the stand-in's (set, they replace them for the backend).
 set -euo pipefail
@@ -218,7 +219,8 @@ start_proxy() {
 
 start_alb1() {
   say "starting the ALB1 stand-in on $ALB (Cognito domain $COGNITO_PUBLIC, keys $ALB_KEYS; log: $RUN/alb1.log)"
-  # Bearer tokens: iss, exp and signature as ALB checks them, plus token_use=access as a claim rule.
+  # The rules, the session's lifetime and the claims the bearer rule requires come from
+  # infra/alb1.json, as infra deploys them; ALB1_SESSION_TIMEOUT (seconds) shortens the session.
   start alb1 env PYTHONPATH="$ROOT/testkit" "$VENV/bin/python" -m alb1 serve \
     --listen "127.0.0.1:$ALB_PORT" --target "$PROXY" \
     --cognito-listen "127.0.0.1:$COGNITO_PORT" --cognito-url "$COGNITO" --cognito-public-url "$COGNITO_PUBLIC" \
@@ -226,7 +228,7 @@ start_alb1() {
     --pool-id "$(field alice pool_id)" --client-id "$(field alice client_id)" \
     --client-secret "$(field alice client_secret)" --jwks-url "$(field alice jwks_url)" \
     --alb-arn "$ALB_ARN" --kid "$(cat "$RUN/alb1.kid")" --key-file "$RUN/alb1-key.pem" \
-    --jwt-claim token_use=access
+    ${ALB1_SESSION_TIMEOUT:+--session-timeout "$ALB1_SESSION_TIMEOUT"}
   wait_http alb1 "$ALB_KEYS/$(cat "$RUN/alb1.kid")"
   # What ALB1 adds for alice, for load tests that call the proxy directly as ALB1 does.
   alb1 headers --user-json "$RUN/alice.json" --key-file "$RUN/alb1-key.pem" \
@@ -418,5 +420,5 @@ case "${1:-}" in
   bench-notes) bench_notes ;;
   stop-backend) stop backend ;;
   start-backend) start_backend ;;
-  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -7,16 +7,29 @@ const byId = (id) => document.getElementById(id);
 // Pages of the listing read at most (100 notes each).
 const MAX_PAGES = 20;
 
-/** One API call; `data` is the parsed JSON body, or null (204, or a body ALB1 wrote). */
+/**
+ * One API call; `data` is the parsed JSON body, or null (204, or a body ALB1 wrote).
+ * `signedOut` names how ALB1 ended the session, when it did: "401" (the API rule's
+ * `deny`), "redirect" (a redirect to the login: never followed, `redirect: "manual"`
+ * makes it an opaque answer) or "failed" (the request failed outright, as one that
+ * followed a cross-origin redirect to the login does). AWS's documents differ on
+ * whether an expired session meets the 401 or the redirect; the page takes all three.
+ */
 async function api(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+  const init = { method, headers: { Accept: "application/json" }, redirect: "manual" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    return { status: 0, data: null, signedOut: "failed" };
+  }
+  if (response.type === "opaqueredirect") return { status: 0, data: null, signedOut: "redirect" };
   const data = response.status === 204 ? null : await response.json().catch(() => null);
-  return { status: response.status, data };
+  return { status: response.status, data, signedOut: response.status === 401 ? "401" : null };
 }
 
 /** Says what went wrong in the status line (the API's own message when there is one). */
@@ -25,18 +38,19 @@ function problem(what, answer) {
   byId("status").textContent = `${what} failed (HTTP ${answer.status})${detail}`;
 }
 
-/** The session is gone (ALB1 answers 401 for the API): say so, offer the login. */
-function signedOut() {
+/** The session is gone (see `api`; `how` says which way): say so, offer the login. */
+function signedOut(how) {
+  byId("signed-out").dataset.how = how;
   byId("loading").hidden = true;
   byId("signed-in").hidden = true;
   byId("nav").hidden = true;
   byId("signed-out").hidden = false;
 }
 
-/** A 401 means signed out; anything else not ok is reported. True when the answer was ok. */
+/** A session ALB1 ended means signed out; anything else not ok is reported. True when the answer was ok. */
 function ok(what, answer, ...statuses) {
   if (statuses.includes(answer.status)) return true;
-  if (answer.status === 401) signedOut();
+  if (answer.signedOut) signedOut(answer.signedOut);
   else problem(what, answer);
   return false;
 }

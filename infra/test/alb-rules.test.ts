@@ -1,5 +1,9 @@
 import { API_RESOURCE_SERVER, API_SCOPES } from '../lib/constructs/auth';
-import { API_PATH_PATTERN, LISTENER_RULES, LOGOUT_PATH } from '../lib/constructs/public-alb';
+import { LISTENER_RULES } from '../lib/constructs/public-alb';
+
+/** The API's paths and the sign-out route, as the tests below expect them. */
+const API_PATH_PATTERN = '/api/*';
+const LOGOUT_PATH = '/logout';
 import { CUSTOM_DOMAIN, logicalId, synth, Synthesized } from './helpers';
 
 type Condition = { Field: string; [config: string]: any };
@@ -76,15 +80,15 @@ describe("ALB1's HTTPS listener rules", () => {
 
   test('five rules at distinct priorities: internal paths, preflight, logout, bearer, API', () => {
     expect(rules.map((r) => r.Priority).sort((a, b) => a - b)).toEqual([
-      LISTENER_RULES.internalPaths,
-      LISTENER_RULES.apiPreflight,
-      LISTENER_RULES.logout,
-      LISTENER_RULES.bearer,
-      LISTENER_RULES.api,
+      LISTENER_RULES.InternalPaths,
+      LISTENER_RULES.ApiPreflight,
+      LISTENER_RULES.Logout,
+      LISTENER_RULES.Bearer,
+      LISTENER_RULES.Api,
     ]);
     // Preflight and bearer before the API's session rule, so neither ever meets its 401.
-    expect(LISTENER_RULES.apiPreflight).toBeLessThan(LISTENER_RULES.api);
-    expect(LISTENER_RULES.bearer).toBeLessThan(LISTENER_RULES.api);
+    expect(LISTENER_RULES.ApiPreflight).toBeLessThan(LISTENER_RULES.Api);
+    expect(LISTENER_RULES.Bearer).toBeLessThan(LISTENER_RULES.Api);
   });
 
   test('the default action stays the browser login: authenticate-cognito (authenticate), then forward', () => {
@@ -95,7 +99,7 @@ describe("ALB1's HTTPS listener rules", () => {
   });
 
   test('OPTIONS on /api/* is forwarded with no authentication', () => {
-    const rule = byPriority(LISTENER_RULES.apiPreflight);
+    const rule = byPriority(LISTENER_RULES.ApiPreflight);
     expect(rule.Conditions).toEqual([
       { Field: 'http-request-method', HttpRequestMethodConfig: { Values: ['OPTIONS'] } },
       { Field: 'path-pattern', PathPatternConfig: { Values: [API_PATH_PATTERN] } },
@@ -104,7 +108,7 @@ describe("ALB1's HTTPS listener rules", () => {
   });
 
   test('/api/* is authenticate-cognito with deny (401 without a session, the session cookie passes), then forward', () => {
-    const rule = byPriority(LISTENER_RULES.api);
+    const rule = byPriority(LISTENER_RULES.Api);
     expect(rule.Conditions).toEqual([{ Field: 'path-pattern', PathPatternConfig: { Values: [API_PATH_PATTERN] } }]);
     // The same pool, client and scopes as the login, so the login's session cookie is valid here.
     expect(rule.Actions).toEqual([
@@ -114,7 +118,7 @@ describe("ALB1's HTTPS listener rules", () => {
   });
 
   test("Authorization: Bearer is ALB's JWT validation against the pool (issuer, JWKS, access tokens only), then forward", () => {
-    const rule = byPriority(LISTENER_RULES.bearer);
+    const rule = byPriority(LISTENER_RULES.Bearer);
     expect(rule.Conditions).toEqual([
       { Field: 'http-header', HttpHeaderConfig: { HttpHeaderName: 'Authorization', Values: ['Bearer *'] } },
     ]);
@@ -134,7 +138,7 @@ describe("ALB1's HTTPS listener rules", () => {
   });
 
   test('/logout is forwarded to the backend with no authentication', () => {
-    const rule = byPriority(LISTENER_RULES.logout);
+    const rule = byPriority(LISTENER_RULES.Logout);
     expect(rule.Conditions).toEqual([{ Field: 'path-pattern', PathPatternConfig: { Values: [LOGOUT_PATH] } }]);
     expect(rule.Actions).toEqual([{ Type: 'forward', TargetGroupArn: proxyTargets }]);
   });
@@ -150,18 +154,18 @@ describe("ALB1's HTTPS listener rules", () => {
     }
   });
 
-  test.each<[string, Request, keyof typeof LISTENER_RULES | 'default']>([
+  test.each<[string, Request, string]>([
     ['a page: the login', { method: 'GET', path: '/' }, 'default'],
     ["ALB's own callback: the login action handles it", { method: 'GET', path: '/oauth2/idpresponse' }, 'default'],
-    ['an API call without a session: 401', { method: 'GET', path: '/api/me' }, 'api'],
-    ['an API call with a session cookie: the same rule, which lets it pass', { method: 'PUT', path: '/api/notes/n1', headers: { Cookie: 'AWSELBAuthSessionCookie-0=x' } }, 'api'],
-    ['a CORS preflight (no cookie, no Authorization)', { method: 'OPTIONS', path: '/api/notes', headers: { Origin: 'https://app.example.com' } }, 'apiPreflight'],
-    ['a machine client', { method: 'GET', path: '/api/me', headers: { Authorization: 'Bearer a.b.c' } }, 'bearer'],
-    ['a bearer token in lower case', { method: 'POST', path: '/api/notes', headers: { authorization: 'bearer a.b.c' } }, 'bearer'],
-    ['Basic credentials are no bearer token', { method: 'GET', path: '/api/me', headers: { Authorization: 'Basic dTpw' } }, 'api'],
-    ['sign-out, no session needed', { method: 'GET', path: '/logout' }, 'logout'],
-    ['sign-out with a bearer token', { method: 'GET', path: '/logout', headers: { Authorization: 'Bearer a.b.c' } }, 'logout'],
-    ['/metrics, even with a token: the internal 404', { method: 'GET', path: '/metrics', headers: { Authorization: 'Bearer a.b.c' } }, 'internalPaths'],
+    ['an API call without a session: 401', { method: 'GET', path: '/api/me' }, 'Api'],
+    ['an API call with a session cookie: the same rule, which lets it pass', { method: 'PUT', path: '/api/notes/n1', headers: { Cookie: 'AWSELBAuthSessionCookie-0=x' } }, 'Api'],
+    ['a CORS preflight (no cookie, no Authorization)', { method: 'OPTIONS', path: '/api/notes', headers: { Origin: 'https://app.example.com' } }, 'ApiPreflight'],
+    ['a machine client', { method: 'GET', path: '/api/me', headers: { Authorization: 'Bearer a.b.c' } }, 'Bearer'],
+    ['a bearer token in lower case', { method: 'POST', path: '/api/notes', headers: { authorization: 'bearer a.b.c' } }, 'Bearer'],
+    ['Basic credentials are no bearer token', { method: 'GET', path: '/api/me', headers: { Authorization: 'Basic dTpw' } }, 'Api'],
+    ['sign-out, no session needed', { method: 'GET', path: '/logout' }, 'Logout'],
+    ['sign-out with a bearer token', { method: 'GET', path: '/logout', headers: { Authorization: 'Bearer a.b.c' } }, 'Logout'],
+    ['/metrics, even with a token: the internal 404', { method: 'GET', path: '/metrics', headers: { Authorization: 'Bearer a.b.c' } }, 'InternalPaths'],
     ['/Api/me is no API path (ALB paths are case-sensitive): the login', { method: 'GET', path: '/Api/me' }, 'default'],
   ])('%s', (_name, req, expected) => {
     const selected = selectRule(rules, req);

@@ -6,12 +6,7 @@ import { REPO_ROOT } from '../lib/config';
 import { CDK_BOOTSTRAP_ROLES } from '../lib/constructs/github-deploy';
 import { VERIFICATION_REASON_THRESHOLDS } from '../lib/constructs/monitoring';
 import { ROOT_VOLUME_GIB } from '../lib/constructs/proxy-fleet';
-import {
-  BODY_RULES_OUTSIDE_NOTES,
-  MANAGED_RULE_GROUPS,
-  NOTES_BODY_OVER_LIMIT,
-  RATE_LIMIT_PER_5_MIN,
-} from '../lib/constructs/web-acl';
+import { BODY_ROUTES, BODY_RULES_OUTSIDE_ROUTES, MANAGED_RULE_GROUPS, RATE_LIMIT_PER_5_MIN } from '../lib/constructs/web-acl';
 import { ALB1_IDLE_TIMEOUT_SECS, DOWNSTREAM_KEEPALIVE_SECS } from '../lib/keepalive';
 import { PROXY_LOG_FILE, PROXY_METRICS } from '../lib/proxy-host';
 import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
@@ -54,8 +49,8 @@ describe('edge, observability, rollouts, cost, notes (defaults)', () => {
       for (const r of rules.slice(0, 3)) expect(r.OverrideAction).toEqual({ None: {} });
       // test/web-acl.test.ts: what these two block and let through.
       expect(rules.slice(3, 5).map((r: any) => [r.Name, r.Action])).toEqual([
-        [BODY_RULES_OUTSIDE_NOTES, { Block: {} }],
-        [NOTES_BODY_OVER_LIMIT, { Block: {} }],
+        [BODY_RULES_OUTSIDE_ROUTES, { Block: {} }],
+        [BODY_ROUTES[0].overLimitRule, { Block: {} }],
       ]);
       expect(rules).toHaveLength(6);
       expect(rules[5]).toMatchObject({

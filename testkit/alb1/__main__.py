@@ -18,6 +18,8 @@ from .client import machine_token, session_cookie, sign_in
 from .cognito import CognitoDomain
 from .listener import Listener, describe, keys_app
 from .oidc_data import DataSigner, load_or_create_key, public_pem
+from .spec import SPEC_FILE
+from .spec import load as load_spec
 
 
 def log(line):
@@ -33,19 +35,24 @@ def host_port(text):
     return host, int(port)
 
 
-def claim(text):
-    """`name=value` as a pair, for argparse."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected name=value, got '{text}'")
-    return name, value
+def seconds(text):
+    """A positive number of seconds, for argparse."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    return int(text)
 
 
 async def serve(cfg):
     """The listener, the Cognito domain and the key endpoint, until SIGTERM or SIGINT."""
     key = load_or_create_key(cfg.key_file)
     signer = DataSigner(key, cfg.kid, cfg.alb_arn)
-    apps = [(Listener(cfg, signer, log).app(), cfg.listen),
+    try:
+        description = load_spec(cfg.spec)
+    except (OSError, ValueError) as e:
+        sys.exit(f"alb1: cannot read ALB1's description {cfg.spec}: {e}")
+    if cfg.session_timeout is None:
+        cfg.session_timeout = description["listener"]["sessionTimeoutSeconds"]
+    apps = [(Listener(cfg, signer, log, description).app(), cfg.listen),
             (CognitoDomain(cfg.moto, cfg.region, cfg.pool_id).app(), cfg.cognito_listen),
             (keys_app(cfg.kid, public_pem(key)), cfg.keys_listen)]
     runners = []
@@ -96,10 +103,10 @@ def parser():
     s.add_argument("--alb-arn", required=True, help="the signer written into x-amzn-oidc-data")
     s.add_argument("--kid", required=True, help="the signing key's id (a UUID)")
     s.add_argument("--key-file", help="the P-256 key's PEM; made when absent")
-    s.add_argument("--session-timeout", type=int, default=8 * 3600, help="seconds (infra: 8 h)")
-    s.add_argument("--scope", default="openid email profile")
-    s.add_argument("--jwt-claim", dest="jwt_claims", type=claim, action="append", default=[],
-                   help="an extra claim the bearer rule requires, name=value (repeatable)")
+    s.add_argument("--spec", default=SPEC_FILE, help="ALB1's description (default: infra/alb1.json)")
+    s.add_argument("--session-timeout", type=seconds,
+                   help="the session's lifetime in seconds (default: the description's, as infra deploys it; "
+                        "tests shorten it to see a session expire)")
     li = sub.add_parser("login", help="sign in through the form; print the Cookie header")
     li.add_argument("--alb", required=True)
     li.add_argument("--user", required=True)

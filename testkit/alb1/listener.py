@@ -1,19 +1,14 @@
-"""ALB1's HTTPS listener, played on loopback: its rules, the login and the forward.
+"""ALB1's HTTPS listener, played on loopback: WAF's body rules, the listener's rules, the login
+and the forward.
 
-The rules, first match wins, as infra writes them on the real listener:
-  1. `/metrics`, `/ready` (and below): a fixed 404, never forwarded;
-  2. `OPTIONS /api/*`: forwarded without authentication (CORS preflights carry no cookie);
-  3. `/logout`: forwarded without authentication (the backend clears the session);
-  4. `Authorization: Bearer …`: JWT validation against the pool's JWKS (signature,
-     `iss`, `exp`; `nbf`, `iat` when present; the configured extra claims), then
-     forwarded with the header untouched and no `x-amzn-oidc-*` headers; 401 if invalid;
-  5. `/api/*`: authenticate-cognito with `onUnauthenticatedRequest: deny` (401 without a session);
-  6. default: authenticate-cognito, a request without a session is sent to the login.
-An authenticated request is forwarded with `x-amzn-oidc-accesstoken`,
-`-identity` and `-data`; whatever `x-amzn-oidc-*` the client sent is dropped.
+The rules are infra/alb1.json's, the file the CDK app builds the real listener and web ACL
+from (testkit/alb1/spec.py reads it): WAF first (testkit/alb1/waf.py), then the listener's
+rules by priority, then the default action. Each behaviour below names the AWS document it
+follows; where the documents are silent, the comment says so and what the stand-in does.
 """
 import asyncio
 import json
+import re
 import time
 import uuid
 from urllib.parse import urlencode
@@ -24,17 +19,22 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from . import spec as alb1_spec
 from .session import COOKIE, MAX_SHARDS, Sealer, carried, expired, joined, shards
+from .waf import Waf
 
 # Headers aiohttp would add to a forwarded request that the client did not send.
 NOT_ADDED = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
-INTERNAL_PREFIXES = ("/metrics", "/ready")
-NOT_FOUND = '{"error":"not_found","message":"no such resource"}'
 CALLBACK = "/oauth2/idpresponse"
 # A request body the stand-in holds in memory at most (ALB's own limits are larger; notes are 25 KiB).
 MAX_BODY = 1024 * 1024
+# ELB user guide, "Application Load Balancers" (load balancer attributes):
+# routing.http.drop_invalid_header_fields.enabled removes headers whose names do not conform
+# to [-A-Za-z0-9]+. infra sets it on ALB1 (public-alb.ts: dropInvalidHeaderFields).
+VALID_HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")
+OIDC_PREFIX = "x-amzn-oidc-"
 
 
 def redirect(location):
@@ -42,22 +42,27 @@ def redirect(location):
     return web.Response(status=302, headers={"Location": location})
 
 
-def is_internal(path):
-    """Paths ALB1 answers itself with a 404 (the backend's internal endpoints)."""
-    return any(path == p or path.startswith(p + "/") for p in INTERNAL_PREFIXES)
+def same_site_path(target):
+    """`target` when it is a path on this site, else `/`: the login's saved URL is only ever a
+    same-site path, `/` followed by neither `/` nor `\\` (browsers read both as the start of
+    another host) and with no control characters or spaces (which browsers strip or refuse)."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return "/"
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/"
+    return target
 
 
-def bearer(request):
+def valid_headers(request):
+    """The request's headers without those ALB1 drops (drop_invalid_header_fields, above)."""
+    return CIMultiDict((name, value) for name, value in request.headers.items()
+                       if VALID_HEADER_NAME.fullmatch(name))
+
+
+def bearer(headers):
     """The token of an `Authorization: Bearer` header (ALB matches the header value case-insensitively)."""
-    auth = request.headers.get("Authorization", "")
+    auth = headers.get("Authorization", "")
     return auth[7:].strip() if auth[:7].lower() == "bearer " else None
-
-
-def claim_matches(value, wanted):
-    """ALB's extra-claim formats: a single string, space-separated values, a string array."""
-    if isinstance(value, list):
-        return wanted in value
-    return isinstance(value, str) and (value == wanted or wanted in value.split())
 
 
 def trace_id():
@@ -66,10 +71,12 @@ def trace_id():
 
 
 class Listener:
-    """The listener: rules, login, session cookies and the forward to planb-proxy."""
+    """The listener: WAF, rules, login, session cookies and the forward to planb-proxy."""
 
-    def __init__(self, cfg, signer, log):
+    def __init__(self, cfg, signer, log, description=None):
         self.cfg, self.signer, self.log = cfg, signer, log
+        self.spec = description or alb1_spec.load()
+        self.waf = Waf(self.spec)
         self.sealer = Sealer()
         self.jwks = jwt.PyJWKClient(cfg.jwks_url, cache_keys=True, timeout=3)
         self.http = None
@@ -93,45 +100,87 @@ class Listener:
         await self.http.close()
 
     async def handle(self, request):
-        """One request through the rules; one log line with the rule that took it."""
+        """One request through WAF and the rules; one log line with what took it."""
         rule, response = await self.route(request)
         self.log(f"{request.method} {request.path} rule={rule} -> {response.status}")
         return response
 
     async def route(self, request):
-        """(the rule's name, the answer) for a request, the rules in the module doc's order."""
-        path, api = request.path, request.path.startswith("/api/")
-        if is_internal(path):
-            return "internal-404", web.Response(status=404, text=NOT_FOUND, content_type="application/json")
-        if path == CALLBACK:
+        """(what took the request, the answer): WAF's body rules, then the listener's rules."""
+        headers = valid_headers(request)
+        # None: the request has no body (a GET), as opposed to an empty one.
+        body = await request.read() if request.can_read_body else None
+        # WAF evaluates a request before the load balancer's rules do.
+        blocked = self.waf.verdict(request.rel_url.raw_path, headers, body or b"")
+        if blocked:
+            rule, labels = blocked
+            return f"waf:{rule}({','.join(labels) or 'Content-Length'})", \
+                web.Response(status=403, text="403 Forbidden\n")
+        rule_id, action = alb1_spec.select(self.spec, request.method, request.path, headers)
+        detail, response = await self.act(action, request, headers, body)
+        return f"{rule_id}:{detail}", response
+
+    async def act(self, action, request, headers, body):
+        """(what happened, the answer) for one action of alb1.json."""
+        kind = action["type"]
+        if kind == "fixed-response":
+            return "fixed", web.Response(status=action["statusCode"], text=action["messageBody"],
+                                         content_type=action["contentType"])
+        if kind == "forward":
+            return "forward", await self.forward(request, headers, body, None)
+        if kind == "jwt-validation":
+            return await self.jwt_validation(action, request, headers, body)
+        if kind == "authenticate-cognito":
+            return await self.authenticate(action, request, headers, body)
+        raise ValueError(f"alb1.json: unknown action type {kind!r}")
+
+    async def jwt_validation(self, action, request, headers, body):
+        """ELB user guide, "Verify JWTs using an Application Load Balancer": the token's
+        signature, `iss` and `exp` (required), `nbf` and `iat` when present, plus the
+        additional claims; a valid token is forwarded "with token as is", otherwise the
+        request is rejected (401 here). The guide adds no x-amzn-oidc-* headers on this path and
+        says nothing of removing a client's: the stand-in passes them on unchanged."""
+        token = bearer(headers)
+        why = "no bearer token" if token is None else await self.validate_jwt(token, action["additionalClaims"])
+        if why:
+            return "invalid", web.Response(
+                status=401, text=f"401 Unauthorized: {why}\n",
+                headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{why}"'})
+        return "valid", await self.forward(request, headers, body, None)
+
+    async def authenticate(self, action, request, headers, body):
+        """ELB user guide, "Authenticate users using an Application Load Balancer"."""
+        # "Authentication flow": the authenticate action answers the IdP's redirect back.
+        if request.path == CALLBACK:
             return "idpresponse", await self.idp_response(request)
-        if request.method == "OPTIONS" and api:
-            return "preflight", await self.forward(request, {})
-        if path == "/logout":
-            return "logout", await self.forward(request, {})
-        token = bearer(request)
-        if token is not None:
-            why = await self.validate_jwt(token)
-            if why:
-                return "jwt-401", web.Response(
-                    status=401, text=f"401 Unauthorized: {why}\n",
-                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{why}"'})
-            return "jwt", await self.forward(request, {})
         session, refreshed = await self.session_of(request)
         if session is None:
-            if api:
-                return "api-deny", web.Response(status=401, text="401 Authorization Required\n")
+            # "Configure user authentication", OnUnauthenticatedRequest: `authenticate` redirects
+            # to the IdP; `allow` forwards without the user claims; `deny` answers 401 — and for
+            # single-page applications "after the authentication session cookie expires ... If you
+            # use the deny option, the load balancer returns an HTTP 401 Unauthorized error to these
+            # AJAX calls". An expired session is no session here, so `deny` answers 401 for it too.
+            # (A 2024 AWS security blog post describes a redirect to the login instead; the page,
+            # backend/assets/app.js, treats a 401, a redirect and a failed fetch alike.)
+            on = action["onUnauthenticatedRequest"]
+            if on == "deny":
+                return "deny", web.Response(status=401, text="401 Authorization Required\n")
+            if on == "allow":
+                return "allow", await self.forward(request, headers, body, None)
             return "login", self.to_login(request)
-        response = await self.forward(request, self.signer.headers(
+        # "User claims encoding and signature verification": the load balancer adds
+        # x-amzn-oidc-accesstoken, -identity and -data. The guide does not say what becomes of a
+        # client's own headers of those names; the stand-in replaces them (forward(), below).
+        response = await self.forward(request, headers, body, self.signer.headers(
             session["access_token"], session["claims"], self.cfg.issuer, self.cfg.client_id,
             not_after=session["session_exp"]))
         if refreshed:
             self.set_session(response, session, carried(request.cookies))
-        return "api-session" if api else "session", response
+        return "session", response
 
     # --- bearer tokens (ALB's JWT validation) ---
 
-    async def validate_jwt(self, token):
+    async def validate_jwt(self, token, additional_claims):
         """None for a valid token, else why it is not (signature, iss, exp, nbf, iat, claims)."""
         try:
             key = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
@@ -139,9 +188,9 @@ class Listener:
                                 options={"require": ["exp", "iss"], "verify_aud": False})
         except (jwt.PyJWTError, ValueError) as e:
             return type(e).__name__
-        for name, wanted in self.cfg.jwt_claims:
-            if not claim_matches(claims.get(name), wanted):
-                return f"claim {name}"
+        for claim in additional_claims:
+            if not alb1_spec.claim_matches(claim, claims.get(claim["name"])):
+                return f"claim {claim['name']}"
         return None
 
     # --- the Cognito login ---
@@ -152,9 +201,9 @@ class Listener:
 
     def to_login(self, request):
         """The 302 to the Cognito domain's authorize endpoint, the original URL kept in `state`."""
-        state = self.sealer.seal({"url": request.path_qs}, b"state")
+        state = self.sealer.seal({"url": same_site_path(request.path_qs)}, b"state")
         query = urlencode({"client_id": self.cfg.client_id, "redirect_uri": self.callback_url(request),
-                           "response_type": "code", "scope": self.cfg.scope, "state": state})
+                           "response_type": "code", "scope": self.spec["listener"]["scope"], "state": state})
         return redirect(f"{self.cfg.cognito_public_url}/oauth2/authorize?{query}")
 
     async def idp_response(self, request):
@@ -174,7 +223,8 @@ class Listener:
         session = {"access_token": tokens["access_token"], "id_token": tokens["id_token"],
                    "refresh_token": tokens["refresh_token"], "claims": claims,
                    "access_exp": self.exp_of(tokens["access_token"]), "session_exp": now + self.cfg.session_timeout}
-        response = redirect(state["url"])
+        # Checked again on the way out: a state is only ever sent back to a path of this site.
+        response = redirect(same_site_path(state["url"]))
         self.set_session(response, session, carried(request.cookies))
         return response
 
@@ -204,7 +254,12 @@ class Listener:
             return await r.json() if r.status == 200 else None
 
     async def session_of(self, request):
-        """(session, refreshed) from the cookie shards; an expired access token is refreshed."""
+        """(session, refreshed) from the cookie shards; an expired access token is refreshed.
+
+        ELB user guide, "Authentication logout and session timeout": a session past its timeout
+        is over (the user logs in again); before that, an expired access token is refreshed with
+        the refresh token, and a failed refresh ends the session too ("Authentication flow",
+        step 6)."""
         value = joined(request.cookies)
         session = value and self.sealer.open(value, b"session")
         if not session or expired(session):
@@ -232,33 +287,35 @@ class Listener:
 
     # --- the forward to the target (planb-proxy) ---
 
-    def upstream_headers(self, request, added):
-        """The forwarded request's headers: the client's (no hop-by-hop, no x-amzn-oidc-*),
-        Host kept, X-Forwarded-*, a trace id, then `added`."""
-        headers = CIMultiDict()
-        named = {v.strip().lower() for v in request.headers.get("Connection", "").split(",")}
-        for name, value in request.headers.items():
+    def upstream_headers(self, request, headers, added):
+        """The forwarded request's headers: the client's valid ones (no hop-by-hop), Host kept,
+        X-Forwarded-*, a trace id, then `added` (None: nothing added, the client's x-amzn-oidc-*
+        pass unchanged; the user's claims: they replace any x-amzn-oidc-* the client sent)."""
+        out = CIMultiDict()
+        named = {v.strip().lower() for v in headers.get("Connection", "").split(",")}
+        for name, value in headers.items():
             low = name.lower()
-            if low in HOP_BY_HOP or low in named or low in ("host", "content-length") \
-                    or low.startswith("x-amzn-oidc-"):
+            if low in HOP_BY_HOP or low in named or low in ("host", "content-length"):
                 continue
-            headers.add(name, value)
-        headers["Host"] = request.host
-        forwarded = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{forwarded}, {request.remote}" if forwarded else request.remote
-        headers["X-Forwarded-Proto"] = "http"
-        headers["X-Forwarded-Port"] = str(self.cfg.listen_port)
-        headers.setdefault("X-Amzn-Trace-Id", trace_id())
-        headers.update(added)
-        return headers
+            if added is not None and low.startswith(OIDC_PREFIX):
+                continue
+            out.add(name, value)
+        out["Host"] = request.host
+        forwarded = headers.get("X-Forwarded-For")
+        out["X-Forwarded-For"] = f"{forwarded}, {request.remote}" if forwarded else request.remote
+        out["X-Forwarded-Proto"] = "http"
+        out["X-Forwarded-Port"] = str(self.cfg.listen_port)
+        out.setdefault("X-Amzn-Trace-Id", trace_id())
+        out.update(added or {})
+        return out
 
-    async def forward(self, request, added):
+    async def forward(self, request, headers, body, added):
         """The request to the target, the answer back (every Set-Cookie kept); 502/504 as ALB gives."""
-        body = await request.read() if request.can_read_body else None
         url = URL(self.cfg.target + request.raw_path, encoded=True)
         try:
-            async with self.http.request(request.method, url, headers=self.upstream_headers(request, added),
-                                         data=body, allow_redirects=False, skip_auto_headers=NOT_ADDED) as r:
+            async with self.http.request(request.method, url, headers=self.upstream_headers(request, headers, added),
+                                         data=body,
+                                         allow_redirects=False, skip_auto_headers=NOT_ADDED) as r:
                 payload = await r.read()
                 headers = CIMultiDict((k, v) for k, v in r.headers.items()
                                       if k.lower() not in HOP_BY_HOP and k.lower() != "content-length")

@@ -5,8 +5,11 @@ listener, through planb-proxy to planb-backend running with ALB_ARN set
 These hold the stand-in to what ALB1 does in AWS: the login through the Cognito
 domain, the session cookie and its shards, 401 for the API without a session,
 preflights and /logout let through, bearer tokens checked against the pool's
-JWKS, and the client's own x-amzn-oidc-* headers never reaching the target.
+JWKS, the client's own x-amzn-oidc-* headers replaced on a signed-in request,
+and the login's return only ever to a path of the site. test_alb1_spec.py holds
+the stand-in to infra/alb1.json rule by rule.
 """
+import http.client
 import base64
 import json
 import time
@@ -88,7 +91,7 @@ def test_signed_in_alice_reaches_the_api_with_alb_signed_headers_the_backend_ver
     assert metric(stack, 'planb_alb_key_fetches_total{result="ok"}') >= max(before, 1)
 
 
-def test_the_clients_own_oidc_headers_never_reach_the_target(stack):
+def test_a_signed_in_requests_oidc_headers_are_alb1s_not_the_clients(stack):
     alice, bob = signed_in(stack, "alice"), stack["bob"]
     forged = {"x-amzn-oidc-accesstoken": bob["access_token"], "x-amzn-oidc-identity": bob["sub"],
               "x-amzn-oidc-data": "forged.forged.forged"}
@@ -150,10 +153,11 @@ def test_a_bearer_token_is_checked_at_alb1_and_passed_on_untouched(stack):
     alice = stack["alice"]
     r = anon(stack, "/api/me", headers=bearer(alice["access_token"]))
     assert r.status_code == 200 and r.json()["username"] == "alice", r.text
-    # No oidc headers are added or let through: the backend would refuse a second token source.
+    # ALB's JWT validation adds no x-amzn-oidc-* and is not documented to remove a client's:
+    # both reach the backend, which refuses a second token source rather than pick one.
     r = anon(stack, "/api/me", headers={**bearer(alice["access_token"]),
                                         "x-amzn-oidc-accesstoken": stack["bob"]["access_token"]})
-    assert r.status_code == 200 and r.json()["username"] == "alice", r.text
+    assert r.status_code == 401 and r.json()["error"] == "ambiguous_token", r.text
 
 
 @pytest.mark.parametrize("which", ["tampered", "id_token", "garbage", "foreign_key"])
@@ -252,3 +256,44 @@ def test_logout_reaches_the_backend_without_a_session_whatever_the_authorization
         assert r.status_code == 302, (headers, r.text)
         to = urlparse(r.headers["Location"])
         assert f"{to.scheme}://{to.netloc}" == stack["cognito"] and to.path == "/logout", r.headers["Location"]
+
+
+def raw_get(stack, target):
+    """GET with `target` as the request line's path, exactly as given (no client normalising it)."""
+    where = urlparse(stack["alb"])
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        conn.putrequest("GET", target, skip_accept_encoding=True)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.getheader("Location")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "/%2F/evil.example"])
+def test_after_the_login_the_browser_returns_only_to_a_path_of_the_site(stack, target):
+    status, location = raw_get(stack, target)
+    assert status == 302 and urlparse(location).path == "/oauth2/authorize", (status, location)
+    s = requests.Session()
+    form = s.get(location, timeout=10)
+    assert 'id="username"' in form.text
+    back = s.post(form.url, data={"username": "alice", "password": stack["alice"]["password"]},
+                  allow_redirects=False, timeout=10)
+    assert back.status_code == 302 and urlparse(back.headers["Location"]).path == "/oauth2/idpresponse"
+    done = s.get(back.headers["Location"], allow_redirects=False, timeout=10)
+    assert done.status_code == 302 and shard_names(s), done.text
+    home = done.headers["Location"]
+    assert home.startswith("/") and home[1:2] not in ("/", "\\"), home
+    assert urlparse(requests.compat.urljoin(stack["alb"] + "/", home)).netloc == urlparse(stack["alb"]).netloc
+
+
+def test_a_same_site_path_survives_the_login(stack):
+    status, location = raw_get(stack, "/notes/a?x=1")
+    assert status == 302
+    s = requests.Session()
+    form = s.get(location, timeout=10)
+    back = s.post(form.url, data={"username": "bob", "password": stack["bob"]["password"]},
+                  allow_redirects=False, timeout=10)
+    done = s.get(back.headers["Location"], allow_redirects=False, timeout=10)
+    assert done.headers["Location"] == "/notes/a?x=1"

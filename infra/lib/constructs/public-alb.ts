@@ -8,6 +8,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { Alb1Action, Alb1Rule, Alb1Conditions, ALB1_SPEC } from '../alb1-spec';
 import { CertificateSource } from '../config';
 import { ALB1_IDLE_TIMEOUT_SECS } from '../keepalive';
 import { Auth } from './auth';
@@ -22,33 +23,29 @@ export interface PublicAlbProps {
   readonly loadBalancerName: string;
 }
 
-/**
- * Paths ALB1 answers itself with a 404, before the login: the backend's operational endpoints are
- * for ALB2's health check and the metrics scraper inside the task, not for signed-in users.
- */
-export const INTERNAL_PATHS = ['/metrics', '/metrics/*', '/ready', '/ready/*'] as const;
+/** The listener's rules by id, each with its priority (alb1.json; lowest priority number first). */
+export const LISTENER_RULES: Readonly<Record<string, number>> = Object.fromEntries(
+  ALB1_SPEC.listener.rules.map((rule) => [rule.id, rule.priority]),
+);
 
-/** The API's paths: ALB1 answers them 401 without a session instead of redirecting to the login. */
-export const API_PATH_PATTERN = '/api/*';
+/** How long ALB1's session cookie lives (alb1.json). */
+export const SESSION_TIMEOUT = Duration.seconds(ALB1_SPEC.listener.sessionTimeoutSeconds);
 
-/** The backend's sign-out route, forwarded without authentication. */
-export const LOGOUT_PATH = '/logout';
+/** alb1.json's `onUnauthenticatedRequest` values as CDK names them. */
+const UNAUTHENTICATED: Record<Extract<Alb1Action, { type: 'authenticate-cognito' }>['onUnauthenticatedRequest'], elbv2.UnauthenticatedAction> = {
+  deny: elbv2.UnauthenticatedAction.DENY,
+  authenticate: elbv2.UnauthenticatedAction.AUTHENTICATE,
+  allow: elbv2.UnauthenticatedAction.ALLOW,
+};
 
-/** How long ALB1's session cookie lives. */
-export const SESSION_HOURS = 8;
-
-/**
- * The HTTPS listener's rule priorities (lowest first). Preflights and `/logout` come before the
- * bearer rule, and the bearer rule before the API's session rule, so a preflight never meets a
- * login and a bearer token never meets the session rule's 401.
- */
-export const LISTENER_RULES = {
-  internalPaths: 1,
-  apiPreflight: 10,
-  logout: 20,
-  bearer: 30,
-  api: 40,
-} as const;
+/** The conditions of a rule, in the order ALB lists them: method, path, header. */
+function conditionsOf(c: Alb1Conditions): elbv2.ListenerCondition[] {
+  return [
+    ...(c.methods?.length ? [elbv2.ListenerCondition.httpRequestMethods([...c.methods])] : []),
+    ...(c.paths?.length ? [elbv2.ListenerCondition.pathPatterns([...c.paths])] : []),
+    ...(c.header ? [elbv2.ListenerCondition.httpHeader(c.header.name, [...c.header.values])] : []),
+  ];
+}
 
 /** What {@link PublicAlb.forwardAuthenticated} needs: who logs users in and where requests go. */
 export interface AuthenticatedForwardProps {
@@ -151,11 +148,12 @@ export class PublicAlb extends Construct {
   }
 
   /**
-   * Adds the HTTPS listener and its rules (see {@link LISTENER_RULES}): ALB's own 404 for the
-   * internal paths, CORS preflights and `/logout` straight through, bearer tokens validated by
-   * ALB (jwt-validation), the API behind a session without a login redirect (401), and the browser
-   * login (authenticate-cognito) for everything else. Every rule ends in a forward to `targets`
-   * (ALB1's security group is opened to them on `targetPort` only).
+   * Adds the HTTPS listener and its rules, as alb1.json describes them (see {@link LISTENER_RULES}):
+   * ALB's own 404 for the internal paths, CORS preflights and `/logout` straight through, bearer
+   * tokens validated by ALB (jwt-validation), the API behind a session without a login redirect
+   * (401), and the browser login (authenticate-cognito) for everything else. Every action but a
+   * fixed response ends in a forward to `targets` (ALB1's security group is opened to them on
+   * `targetPort` only).
    */
   public forwardAuthenticated(props: AuthenticatedForwardProps): AuthenticatedForward {
     const targetGroup = new elbv2.ApplicationTargetGroup(this, 'ProxyTargets', {
@@ -174,83 +172,57 @@ export class PublicAlb extends Construct {
       // Above Pingora's graceful_shutdown_timeout_seconds, so in-flight requests finish.
       deregistrationDelay: Duration.seconds(30),
     });
-    const forward = () => elbv2.ListenerAction.forward([targetGroup]);
-    // One session for the whole site: both authenticate-cognito actions use the same client, so
-    // they share ALB's default session cookie (AWSELBAuthSessionCookie-N).
-    const cognitoLogin = (onUnauthenticatedRequest: elbv2.UnauthenticatedAction) =>
-      new elbv2Actions.AuthenticateCognitoAction({
-        userPool: props.auth.userPool,
-        userPoolClient: props.auth.userPoolClient,
-        userPoolDomain: props.auth.userPoolDomain,
-        scope: 'openid email profile',
-        onUnauthenticatedRequest,
-        sessionTimeout: Duration.hours(SESSION_HOURS),
-        next: forward(),
-      });
-
     const listener = this.loadBalancer.addListener('Https', {
       port: 443,
       protocol: elbv2.ApplicationProtocol.HTTPS,
       certificates: [this.listenerCertificate],
       open: true,
-      // What no rule takes is a page: log the browser in, then forward. ALB answers its own
-      // callback (/oauth2/idpresponse) here too, since no rule matches that path.
-      defaultAction: cognitoLogin(elbv2.UnauthenticatedAction.AUTHENTICATE),
+      defaultAction: this.action(ALB1_SPEC.listener.defaultAction, props, targetGroup),
     });
     // Listener rules run before the default action, lowest priority number first.
-    listener.addAction('InternalPaths', {
-      priority: LISTENER_RULES.internalPaths,
-      conditions: [elbv2.ListenerCondition.pathPatterns([...INTERNAL_PATHS])],
-      action: elbv2.ListenerAction.fixedResponse(404, {
-        contentType: 'application/json',
-        messageBody: '{"error":"not_found","message":"no such resource"}',
-      }),
-    });
-    // A CORS preflight carries no cookie and no Authorization: the backend answers it (its
-    // CORS_ALLOWED_ORIGINS), and the real request that follows meets the rules below.
-    listener.addAction('ApiPreflight', {
-      priority: LISTENER_RULES.apiPreflight,
-      conditions: [
-        elbv2.ListenerCondition.httpRequestMethods(['OPTIONS']),
-        elbv2.ListenerCondition.pathPatterns([API_PATH_PATTERN]),
-      ],
-      action: forward(),
-    });
-    // Signing out must work without a session (an expired one included): the backend clears
-    // ALB's session cookies and sends the browser to Cognito's /logout.
-    listener.addAction('Logout', {
-      priority: LISTENER_RULES.logout,
-      conditions: [elbv2.ListenerCondition.pathPatterns([LOGOUT_PATH])],
-      action: forward(),
-    });
-    // Machine clients (and anyone holding an access token): ALB checks the token's signature
-    // against the pool's JWKS, its issuer and expiry, then forwards it as is; the backend still
-    // verifies it fully (client id, token_use, scopes).
-    // A rule of its own (as addAction would make it) for the override below.
-    const bearer = new elbv2.ApplicationListenerRule(listener, 'BearerRule', {
-      listener,
-      priority: LISTENER_RULES.bearer,
-      // Header values match case-insensitively, so "bearer ..." is taken too.
-      conditions: [elbv2.ListenerCondition.httpHeader('Authorization', ['Bearer *'])],
-      action: elbv2.ListenerAction.authenticateJwt({
-        issuer: props.auth.issuer,
-        jwksEndpoint: props.auth.jwksUrl,
-        next: forward(),
-      }),
-    });
-    // Cognito signs ID and access tokens with the same keys and issuer; only access tokens are
-    // meant for the API. (aws-cdk-lib's authenticateJwt has no option for extra claims.)
-    const bearerRule = bearer.node.defaultChild as elbv2.CfnListenerRule;
-    bearerRule.addPropertyOverride('Actions.0.JwtValidationConfig.AdditionalClaims', [
-      { Format: 'single-string', Name: 'token_use', Values: ['access'] },
-    ]);
-    // API calls from the page: the session cookie passes, its absence is ALB's 401 (a redirect to
-    // the login page is something fetch() cannot follow across origins).
-    listener.addAction('Api', {
-      priority: LISTENER_RULES.api,
-      conditions: [elbv2.ListenerCondition.pathPatterns([API_PATH_PATTERN])],
-      action: cognitoLogin(elbv2.UnauthenticatedAction.DENY),
-    });
+    for (const rule of ALB1_SPEC.listener.rules) this.addRule(listener, rule, props, targetGroup);
     return { listener, targetGroup };
+  }
+
+  /** One rule of alb1.json on `listener`, its construct id `<id>Rule` as `addAction` names it. */
+  private addRule(listener: elbv2.ApplicationListener, rule: Alb1Rule, props: AuthenticatedForwardProps, targets: elbv2.ApplicationTargetGroup): void {
+    const made = new elbv2.ApplicationListenerRule(listener, `${rule.id}Rule`, {
+      listener,
+      priority: rule.priority,
+      conditions: conditionsOf(rule.conditions),
+      action: this.action(rule.action, props, targets),
+    });
+    if (rule.action.type === 'jwt-validation' && rule.action.additionalClaims.length) {
+      // aws-cdk-lib's authenticateJwt has no option for extra claims.
+      (made.node.defaultChild as elbv2.CfnListenerRule).addPropertyOverride(
+        'Actions.0.JwtValidationConfig.AdditionalClaims',
+        rule.action.additionalClaims.map((c) => ({ Format: c.format, Name: c.name, Values: [...c.values] })),
+      );
+    }
+  }
+
+  /** An action of alb1.json as CDK's listener action; all but a fixed response end in a forward to `targets`. */
+  private action(action: Alb1Action, props: AuthenticatedForwardProps, targets: elbv2.ApplicationTargetGroup): elbv2.ListenerAction {
+    const forward = () => elbv2.ListenerAction.forward([targets]);
+    switch (action.type) {
+      case 'fixed-response':
+        return elbv2.ListenerAction.fixedResponse(action.statusCode, { contentType: action.contentType, messageBody: action.messageBody });
+      case 'forward':
+        return forward();
+      case 'jwt-validation':
+        return elbv2.ListenerAction.authenticateJwt({ issuer: props.auth.issuer, jwksEndpoint: props.auth.jwksUrl, next: forward() });
+      case 'authenticate-cognito':
+        // One session for the whole site: every authenticate-cognito action uses the same client,
+        // so they share ALB's default session cookie (AWSELBAuthSessionCookie-N).
+        return new elbv2Actions.AuthenticateCognitoAction({
+          userPool: props.auth.userPool,
+          userPoolClient: props.auth.userPoolClient,
+          userPoolDomain: props.auth.userPoolDomain,
+          scope: ALB1_SPEC.listener.scope,
+          onUnauthenticatedRequest: UNAUTHENTICATED[action.onUnauthenticatedRequest],
+          sessionTimeout: SESSION_TIMEOUT,
+          next: forward(),
+        });
+    }
   }
 }

@@ -3,6 +3,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { Alb1BodyRoute, ALB1_SPEC } from '../alb1-spec';
 
 /** Properties of {@link WebAcl}. */
 export interface WebAclProps {
@@ -14,18 +15,11 @@ export interface WebAclProps {
   readonly loggedVerdicts: 'all' | 'blockAndCount';
 }
 
-/** AWS managed rule groups, in evaluation order (cheapest verdicts first). */
-export const MANAGED_RULE_GROUPS = [
-  // Known-bad source addresses (bots, scanners): dropped before any other work.
-  'AWSManagedRulesAmazonIpReputationList',
-  // Request patterns of known exploits (Log4j JNDI, Java deserialization, localhost Host headers).
-  'AWSManagedRulesKnownBadInputsRuleSet',
-  // The OWASP-style baseline: oversized bodies, XSS, path traversal, bad user agents, ...
-  'AWSManagedRulesCommonRuleSet',
-] as const;
+/** AWS managed rule groups, in evaluation order (alb1.json: cheapest verdicts first). */
+export const MANAGED_RULE_GROUPS: readonly string[] = ALB1_SPEC.waf.managedRuleGroups.map((g) => g.name);
 
-/** Requests one client address may send per 5 minutes before it is blocked for a while. */
-export const RATE_LIMIT_PER_5_MIN = 2000;
+/** Requests one client address may send per 5 minutes before it is blocked for a while (alb1.json). */
+export const RATE_LIMIT_PER_5_MIN = ALB1_SPEC.waf.rateLimitPer5Min;
 
 /** A managed rule group's rules that inspect the request body, and the prefix of their labels. */
 export interface BodyRules {
@@ -35,44 +29,31 @@ export interface BodyRules {
 }
 
 /**
- * The managed rules that judge the request body. A note is text its owner stores and reads back
- * (the backend never interprets it), so `<script>`, `../`, a URL or `${jndi:` in it is data, and a
- * 4096-byte text can take 25 KiB of JSON, past WAF's 8 KB body inspection. These rules count (and
- * label) instead of blocking; {@link BODY_RULES_OUTSIDE_NOTES} blocks on their labels everywhere
- * except the notes API, which {@link NOTES_BODY_LIMIT_BYTES} bounds instead.
+ * The managed rules that judge the request body, by group (alb1.json). These rules count (and
+ * label) instead of blocking; {@link BODY_RULES_OUTSIDE_ROUTES} blocks on their labels everywhere
+ * except the body routes ({@link BODY_ROUTES}), which their declared length bounds instead.
  */
-export const BODY_RULES: Readonly<Partial<Record<(typeof MANAGED_RULE_GROUPS)[number], BodyRules>>> = {
-  AWSManagedRulesKnownBadInputsRuleSet: {
-    labelNamespace: 'awswaf:managed:aws:known-bad-inputs:',
-    rules: ['JavaDeserializationRCE_BODY', 'Log4JRCE_BODY'],
-  },
-  AWSManagedRulesCommonRuleSet: {
-    labelNamespace: 'awswaf:managed:aws:core-rule-set:',
-    rules: ['SizeRestrictions_BODY', 'CrossSiteScripting_BODY', 'GenericLFI_BODY', 'GenericRFI_BODY', 'EC2MetaDataSSRF_BODY'],
-  },
-};
+export const BODY_RULES: Readonly<Record<string, BodyRules>> = Object.fromEntries(
+  ALB1_SPEC.waf.managedRuleGroups
+    .filter((g) => g.bodyRules?.length)
+    .map((g) => [g.name, { labelNamespace: g.labelNamespace!, rules: g.bodyRules! }]),
+);
 
 /** The label a managed body rule adds: its group's namespace, the name ending in `_Body`. */
 export function bodyRuleLabel(group: BodyRules, rule: string): string {
   return `${group.labelNamespace}${rule.replace(/_BODY$/, '_Body')}`;
 }
 
-/** The notes API's paths: `/api/notes` and everything under `/api/notes/`. */
-export const NOTES_PATHS = { exactly: '/api/notes', startsWith: '/api/notes/' } as const;
-
-/** The name of the rule re-blocking the counted body rules outside the notes API. */
-export const BODY_RULES_OUTSIDE_NOTES = 'BodyRulesOutsideNotes';
-
-/** The name of the rule refusing notes requests that declare a body over {@link NOTES_BODY_LIMIT_BYTES}. */
-export const NOTES_BODY_OVER_LIMIT = 'NotesBodyOverLimit';
-
 /**
- * Largest `Content-Length` WAF lets through to the notes API: above the backend's own limit (25 KiB:
- * every JSON spelling of a 4096-byte text), which answers 413 for what lies between. WAF cannot
- * measure a body past its 8 KB inspection limit on an ALB, so the check is on the declared length;
- * a body without one (chunked) is bounded by the backend alone.
+ * The routes that take a body (alb1.json): what the body rules look for may be data there (a note
+ * is text its owner stores and reads back), and a body may be past WAF's 8 KB inspection, so each
+ * is bounded by its declared `Content-Length` instead. WAF cannot measure a body past its 8 KB
+ * inspection limit on an ALB; a body without a length (chunked) is bounded by the backend alone.
  */
-export const NOTES_BODY_LIMIT_BYTES = 32768;
+export const BODY_ROUTES: readonly Alb1BodyRoute[] = ALB1_SPEC.waf.bodyRoutes;
+
+/** The name of the rule re-blocking the counted body rules outside the body routes. */
+export const BODY_RULES_OUTSIDE_ROUTES = ALB1_SPEC.waf.outsideBodyRoutesRule;
 
 /**
  * A regular expression matching exactly the decimal numbers above `limit` (leading zeros
@@ -114,10 +95,27 @@ function uriPath(positionalConstraint: 'EXACTLY' | 'STARTS_WITH', searchString: 
   return { fieldToMatch: { uriPath: {} }, positionalConstraint, searchString, textTransformations: [{ priority: 0, type: 'NONE' }] };
 }
 
+/** A body route's paths: exactly the one, or starting with the other. */
+function routePath(route: Alb1BodyRoute): wafv2.CfnWebACL.StatementProperty {
+  return {
+    orStatement: {
+      statements: [
+        { byteMatchStatement: uriPath('EXACTLY', route.paths.exactly) },
+        { byteMatchStatement: uriPath('STARTS_WITH', route.paths.startsWith) },
+      ],
+    },
+  };
+}
+
+/** One statement, or the or of several (WAF's or needs at least two). */
+function anyOf(statements: wafv2.CfnWebACL.StatementProperty[]): wafv2.CfnWebACL.StatementProperty {
+  return statements.length === 1 ? statements[0] : { orStatement: { statements } };
+}
+
 /**
  * WAFv2 web ACL in front of ALB1: AWS's managed rule groups (their body rules counted, then
- * re-blocked outside the notes API, see {@link BODY_RULES}), a declared-size limit on the notes
- * API and a per-IP rate limit, with every request's verdict logged to CloudWatch Logs. The ACL runs before ALB1's listener rules, so
+ * re-blocked outside the body routes, see {@link BODY_RULES}), a declared-size limit on each
+ * body route and a per-IP rate limit, with every request's verdict logged to CloudWatch Logs. The ACL runs before ALB1's listener rules, so
  * floods and exploit probes are dropped before the Cognito redirect or the proxies see them.
  */
 export class WebAcl extends Construct {
@@ -153,42 +151,31 @@ export class WebAcl extends Construct {
         visibilityConfig: visibility(name),
       };
     });
-    const notesPath: wafv2.CfnWebACL.StatementProperty = {
-      orStatement: {
-        statements: [
-          { byteMatchStatement: uriPath('EXACTLY', NOTES_PATHS.exactly) },
-          { byteMatchStatement: uriPath('STARTS_WITH', NOTES_PATHS.startsWith) },
-        ],
-      },
-    };
     const bodyLabels = Object.values(BODY_RULES).flatMap((group) => group.rules.map((rule) => bodyRuleLabel(group, rule)));
+    const anyBodyLabel = anyOf(bodyLabels.map((key) => ({ labelMatchStatement: { scope: 'LABEL', key } })));
+    const routePaths = BODY_ROUTES.map(routePath);
     // After the groups, which add the labels; what the groups would have blocked stays blocked
-    // wherever a body is not a note.
-    const bodyRulesOutsideNotes: wafv2.CfnWebACL.RuleProperty = {
-      name: BODY_RULES_OUTSIDE_NOTES,
+    // wherever the path is no body route.
+    const bodyRulesOutsideRoutes: wafv2.CfnWebACL.RuleProperty = {
+      name: BODY_RULES_OUTSIDE_ROUTES,
       priority: managed.length,
-      statement: {
-        andStatement: {
-          statements: [
-            { orStatement: { statements: bodyLabels.map((key) => ({ labelMatchStatement: { scope: 'LABEL', key } })) } },
-            { notStatement: { statement: notesPath } },
-          ],
-        },
-      },
+      statement: routePaths.length
+        ? { andStatement: { statements: [anyBodyLabel, { notStatement: { statement: anyOf(routePaths) } }] } }
+        : anyBodyLabel,
       action: { block: {} },
-      visibilityConfig: visibility(BODY_RULES_OUTSIDE_NOTES),
+      visibilityConfig: visibility(BODY_RULES_OUTSIDE_ROUTES),
     };
-    const notesBodyOverLimit: wafv2.CfnWebACL.RuleProperty = {
-      name: NOTES_BODY_OVER_LIMIT,
-      priority: managed.length + 1,
+    const overLimit = BODY_ROUTES.map((route, i): wafv2.CfnWebACL.RuleProperty => ({
+      name: route.overLimitRule,
+      priority: managed.length + 1 + i,
       statement: {
         andStatement: {
           statements: [
-            notesPath,
+            routePaths[i],
             {
               regexMatchStatement: {
                 fieldToMatch: { singleHeader: { Name: 'content-length' } },
-                regexString: decimalAbove(NOTES_BODY_LIMIT_BYTES),
+                regexString: decimalAbove(route.maxContentLength),
                 textTransformations: [{ priority: 0, type: 'NONE' }],
               },
             },
@@ -196,11 +183,11 @@ export class WebAcl extends Construct {
         },
       },
       action: { block: {} },
-      visibilityConfig: visibility(NOTES_BODY_OVER_LIMIT),
-    };
+      visibilityConfig: visibility(route.overLimitRule),
+    }));
     const rateLimit: wafv2.CfnWebACL.RuleProperty = {
       name: 'RateLimitPerIp',
-      priority: managed.length + 2,
+      priority: managed.length + 1 + overLimit.length,
       statement: { rateBasedStatement: { limit: RATE_LIMIT_PER_5_MIN, aggregateKeyType: 'IP' } },
       action: { block: {} },
       visibilityConfig: visibility('RateLimitPerIp'),
@@ -210,7 +197,7 @@ export class WebAcl extends Construct {
       name: `${props.stackName}-alb1`,
       scope: 'REGIONAL',
       defaultAction: { allow: {} },
-      rules: [...managed, bodyRulesOutsideNotes, notesBodyOverLimit, rateLimit],
+      rules: [...managed, bodyRulesOutsideRoutes, ...overLimit, rateLimit],
       visibilityConfig: visibility('alb1'),
     });
     new wafv2.CfnWebACLAssociation(this, 'Alb1Association', {
