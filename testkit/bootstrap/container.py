@@ -38,6 +38,8 @@ class Container:
             src = work / f"file-{i}"
             src.write_text(content)
             binds += ["--bind-ro", f"{src}:{dest}"]
+        # --keep-unit --register=no: no host systemd is asked for anything (CI machines need not
+        # run it). --link-journal=no: the journal stays inside, read with `journal()`.
         cmd = [
             "systemd-nspawn", "--quiet", "--boot", f"--directory={rootfs}", "--volatile=overlay",
             f"--machine={name}", "--register=no", "--keep-unit", "--resolv-conf=off", "--timezone=off",
@@ -90,7 +92,7 @@ class Container:
         return self.run("systemctl", "show", "-P", prop, unit).stdout.strip()
 
     def journal(self, *args: str) -> str:
-        return self.run("journalctl", "--no-pager", "-o", "short-monotonic", *args).stdout
+        return self.run("journalctl", "--no-pager", "--all", "-o", "short-monotonic", *args).stdout
 
     def stop(self) -> None:
         """Powers the container off (SIGTERM to nspawn), killing it if that takes over 30 s."""

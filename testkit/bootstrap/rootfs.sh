@@ -43,6 +43,7 @@ echo "bootstrap rootfs: building $root (debootstrap $suite from $mirror)" >&2
 log=$cache/bootstrap-rootfs-$suite.log
 debootstrap --variant=minbase --include="$base" "$suite" "$building" "$mirror" >"$log" 2>&1 ||
   { cp "$building/debootstrap/debootstrap.log" "$log.debootstrap" 2>/dev/null; tail -20 "$log" >&2; fail "debootstrap failed (logs: $log*)"; }
+# --keep-unit --register=no: no host systemd is asked for anything (CI machines need not run it).
 systemd-nspawn --quiet --keep-unit --register=no --resolv-conf=copy-host --directory="$building" \
   --setenv=DEBIAN_FRONTEND=noninteractive \
   sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${extra[*]} && apt-get clean" >>"$log" 2>&1 ||

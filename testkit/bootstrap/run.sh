@@ -18,6 +18,10 @@ python=${PYTHON:-$repo/.venv/bin/python}
 PLANB_BOOT_ROOTFS=$("$here/rootfs.sh")
 export PLANB_BOOT_ROOTFS
 
+# Namespaces of earlier runs that were killed before their trap ran.
+for stale in $(ip netns list | awk '$1 ~ /^planb-boot-[0-9]+$/ {print $1}'); do
+  kill -0 "${stale#planb-boot-}" 2>/dev/null || ip netns delete "$stale"
+done
 ns=planb-boot-$$
 ip netns add "$ns"
 trap 'ip netns delete "$ns"' EXIT
@@ -26,4 +30,4 @@ ip -n "$ns" link set lo up
 ip -n "$ns" addr add 169.254.169.254/32 dev lo
 # nsenter, not `ip netns exec`: that remounts /sys without the cgroup hierarchies systemd-nspawn
 # needs; only the network namespace changes here.
-nsenter --net="/run/netns/$ns" "$python" -m pytest -p no:cacheprovider -q "$here" "$@"
+nsenter --net="/run/netns/$ns" "$python" -m pytest -p no:cacheprovider -v --durations=0 "$here" "$@"
