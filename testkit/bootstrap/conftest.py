@@ -205,4 +205,5 @@ def boot(request, world, rootfs):
 
 
 def sha256(data: bytes) -> str:
+    """The SHA-256 of `data` in hex, as user data's check writes it."""
     return hashlib.sha256(data).hexdigest()

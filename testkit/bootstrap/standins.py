@@ -40,7 +40,7 @@ class Imds:
         self.region = region
         self.role = role
         self.tokens: dict[str, float] = {}
-        self.requests: list[tuple[str, str, bool]] = []
+        self.requests: list[tuple[str, str, bool, str]] = []
         self.lock = threading.Lock()
         imds = self
 
@@ -61,7 +61,7 @@ class Imds:
                 self.wfile.write(data)
 
             def do_PUT(self):  # noqa: N802 (http.server's naming)
-                imds.record("PUT", self.path, False)
+                imds.record("PUT", self.path, False, self.headers.get("User-Agent", ""))
                 if self.path != "/latest/api/token":
                     return self.reply(404, "Not Found")
                 if self.headers.get("X-Forwarded-For"):
@@ -77,7 +77,7 @@ class Imds:
             def do_GET(self):  # noqa: N802
                 token = self.headers.get(TOKEN_HEADER, "")
                 valid = imds.token_valid(token)
-                imds.record("GET", self.path, valid)
+                imds.record("GET", self.path, valid, self.headers.get("User-Agent", ""))
                 if not valid:
                     return self.reply(401, "Unauthorized")
                 body = imds.metadata(self.path)
@@ -88,9 +88,9 @@ class Imds:
         self.server = _Server(address, Handler)
         _serve(self.server)
 
-    def record(self, method: str, path: str, with_token: bool) -> None:
+    def record(self, method: str, path: str, with_token: bool, agent: str) -> None:
         with self.lock:
-            self.requests.append((method, path, with_token))
+            self.requests.append((method, path, with_token, agent))
 
     def token_valid(self, token: str) -> bool:
         with self.lock:
@@ -119,11 +119,17 @@ class Imds:
         }
         return paths.get(path)
 
-    def credential_reads(self) -> int:
-        """GETs of the role's credentials made with a live token."""
+    def credential_reads(self, agent: str) -> int:
+        """GETs of the role's credentials made with a live token by a client whose User-Agent
+        starts with `agent`."""
         want = f"/latest/meta-data/iam/security-credentials/{self.role}"
         with self.lock:
-            return sum(1 for m, p, ok in self.requests if m == "GET" and p == want and ok)
+            return sum(1 for m, p, ok, a in self.requests if m == "GET" and p == want and ok and a.startswith(agent))
+
+    def agents(self) -> list[str]:
+        """The User-Agents seen, for a failure message."""
+        with self.lock:
+            return sorted({a for *_, a in self.requests})
 
     def close(self) -> None:
         self.server.shutdown()

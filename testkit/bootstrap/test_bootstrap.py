@@ -56,7 +56,9 @@ def test_launch_installs_the_checked_binary_and_serves(boot, world, binary):
     # SSM read by the proxy, with the instance role's credentials from IMDSv2.
     log = c.journal("-u", "planb-proxy.service", "-o", "cat")
     assert "upstream name read from SSM" in log and world.stack.parameter in log and ALB2_NAME in log, log
-    assert world.imds.credential_reads() >= 1
+    # Both the proxy's SDK and the AWS CLI got the role's credentials through IMDSv2 tokens.
+    for agent in ("aws-sdk-rust", "aws-cli"):
+        assert world.imds.credential_reads(agent) >= 1, f"no credentials read by {agent}: {world.imds.agents()}"
 
     # A request passes with every header unchanged.
     status, _ = get("/api/me?boot=headers", OIDC_HEADERS)
