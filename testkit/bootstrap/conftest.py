@@ -146,11 +146,14 @@ class World:
         refs = {}
         resources = tpl.resources(self.stack.template)
         for ref in tpl.referenced_ids(self.stack.user_data):
-            kind = resources.get(ref, {}).get("Type")
+            resource = resources.get(ref, {})
+            kind = resource.get("Type")
             if kind == "AWS::ElasticLoadBalancingV2::TargetGroup":
                 refs[ref] = self.target_group_arn
             elif kind == "AWS::Logs::LogGroup":
                 refs[ref] = f"/planb-boot/{ref}"
+            elif kind == "AWS::SSM::Parameter" and isinstance(resource["Properties"].get("Name"), str):
+                refs[ref] = resource["Properties"]["Name"]  # a parameter's Ref is its name
         pseudo = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.stack.name}
         return tpl.Resolver(pseudo, refs)(self.stack.user_data)
 
