@@ -20,7 +20,7 @@ PROXY_RUN := $(if $(filter $(ARCH),$(shell uname -m)),,qemu-$(ARCH)-static)
 # the log on), for a slower build (x86_64 from cold: 14 min against ~6 on 2 cores).
 SHIP_PROFILE := CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-.PHONY: help venv build release proxy-release lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint
+.PHONY: help venv build release proxy-release proxy-test-asset lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint test-bootstrap
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,21 @@ test-musl: proxy-release ## the shipped proxy is a static ELF for $(ARCH) and ch
 	  || { echo "$(PROXY_RUN) is missing (checks the $(ARCH) build here): apt-get install -y qemu-user-static" >&2; exit 1; }
 	$(PROXY_RUN) $(PROXY_MUSL) -t -c systemd/proxy.yaml
 
+# The bootstrap test's asset: the x86_64 musl proxy as a plain release build (thin LTO, minutes
+# faster than proxy-release's fat LTO; same target, same path).
+PROXY_X86_64 := target/x86_64-unknown-linux-musl/release/planb-proxy
+
+proxy-test-asset: ## the x86_64 musl planb-proxy, plain --release (the bootstrap test's asset): target/x86_64-unknown-linux-musl/release/planb-proxy
+	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: apt-get install -y musl-tools" >&2; exit 1; }
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target x86_64-unknown-linux-musl -p planb-proxy
+
+infra/node_modules/.package-lock.json: infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+
+test-bootstrap: venv proxy-test-asset infra/node_modules/.package-lock.json ## the synthesized user data booted in a Debian systemd container against moto (root; testkit/bootstrap/README.md)
+	PLANB_BOOT_PROXY=$(abspath $(PROXY_X86_64)) PYTHON=$(abspath $(VENV))/bin/python testkit/bootstrap/run.sh
+
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -84,7 +99,7 @@ test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their sc
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-browser test-systemd test-docker test-actionlint bench-lint test-infra test-musl ## every test and gate (what CI runs)
+test: lint test-rust test-e2e test-browser test-systemd test-docker test-actionlint bench-lint test-infra test-musl test-bootstrap ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy + the ALB1 stand-in on loopback ---
 .PHONY: demo up down loadtest test-e2e test-browser
