@@ -415,7 +415,9 @@ export class ProxyFleet extends Construct {
     });
 
     this.region = Stack.of(this).region;
-    userData.addCommands('set -euo pipefail');
+    // CDK's exit trap signals `$?`, which under a SIGTERM (the instance shut down while user data
+    // still waits) is the last finished command's 0: a TERM exits non-zero so it signals failure.
+    userData.addCommands('set -euo pipefail', "trap 'exit 143' TERM");
     const downloaded = userData.addS3DownloadCommand({
       bucket: binary.bucket,
       bucketKey: binary.s3ObjectKey,
