@@ -51,6 +51,9 @@ rejections! {
     AmbiguousToken = (UNAUTHORIZED, "ambiguous_token", "both x-amzn-oidc-accesstoken and Authorization were sent, or a token header is repeated"),
     /// `Authorization` was present but not `Bearer <token>`.
     MalformedAuthorization = (UNAUTHORIZED, "malformed_authorization", "Authorization must be `Bearer <token>`"),
+    /// `ALB_ARN` is set and a user's token came as `Authorization: Bearer`:
+    /// only a machine's token may come without ALB's signed data.
+    UserBearerToken = (UNAUTHORIZED, "user_bearer_token", "a user's access token must come through the load balancer's sign-in, not as a bearer token"),
 
     // --- rule 1: shape and claim types, before any key work ------------------
     /// The token is longer than 16 KiB.

@@ -148,12 +148,15 @@ def bearer(token):
 
 def test_a_bearer_token_is_checked_at_alb1_and_passed_on_untouched(stack):
     alice = stack["alice"]
+    # Valid at ALB1, passed on, and refused by the backend (ALB_ARN set): a user's token comes
+    # with ALB's signed data, only a machine's as a bearer token.
     r = anon(stack, "/api/me", headers=bearer(alice["access_token"]))
-    assert r.status_code == 200 and r.json()["username"] == "alice", r.text
-    # No oidc headers are added or let through: the backend would refuse a second token source.
+    assert r.status_code == 401 and r.json()["error"] == "user_bearer_token", r.text
+    # No oidc headers are added or let through: the backend would refuse a second token source
+    # as ambiguous_token.
     r = anon(stack, "/api/me", headers={**bearer(alice["access_token"]),
                                         "x-amzn-oidc-accesstoken": stack["bob"]["access_token"]})
-    assert r.status_code == 200 and r.json()["username"] == "alice", r.text
+    assert r.status_code == 401 and r.json()["error"] == "user_bearer_token", r.text
 
 
 @pytest.mark.parametrize("which", ["tampered", "id_token", "garbage", "foreign_key"])

@@ -109,8 +109,9 @@ impl Authenticator {
 
     /// Verifies the caller of a request with these headers. With `ALB_ARN`
     /// set, a token from `x-amzn-oidc-accesstoken` also needs a valid
-    /// `x-amzn-oidc-data` for the same user; a bearer token is judged alone
-    /// (ALB's JWT validation sends no data token). A refusal is counted by reason.
+    /// `x-amzn-oidc-data` for the same user, and a bearer token (ALB's JWT
+    /// validation sends no data token) must be a machine's. A refusal is
+    /// counted by reason.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Rejection> {
         self.counted(self.authenticate_uncounted(headers).await)
     }
@@ -158,7 +159,19 @@ impl Authenticator {
         }
         let hit = self.cache.get(&key_of(token), unix_now())?;
         self.metrics.cache_lookup(true);
-        Some(Ok(hit))
+        Some(self.bearer_rule(source, &hit).map(|()| hit))
+    }
+
+    /// With `ALB_ARN` set, a token without ALB data (a bearer token) is
+    /// accepted from a machine caller only: a user's token comes through
+    /// ALB's sign-in, with its signed data, and a leaked one used from inside
+    /// the network is refused.
+    fn bearer_rule(&self, source: TokenSource, who: &Identity) -> Result<(), Rejection> {
+        let needs_machine = self.alb.is_some() && source == TokenSource::Bearer;
+        if needs_machine && who.kind != CallerKind::Machine {
+            return Err(Rejection::UserBearerToken);
+        }
+        Ok(())
     }
 
     async fn authenticate_uncounted(
@@ -168,6 +181,7 @@ impl Authenticator {
         let (token, source) = token_from(headers)?;
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
+        self.bearer_rule(source, &verified)?;
         if let Some(alb) = self.alb_for(source) {
             let data = single_header(headers, &OIDC_DATA_HEADER)
                 .map_err(|e| match e {
