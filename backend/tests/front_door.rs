@@ -18,17 +18,6 @@ use planb_backend::config::Config;
 use planb_backend::metrics::Metrics;
 use serde_json::{json, Value};
 
-/// A client-credentials access token's claims: no username, `sub` = client id.
-fn machine_claims(scope: &str) -> Value {
-    let mut c = good_claims();
-    let o = c.as_object_mut().unwrap();
-    o.remove("username");
-    o.remove("cognito:groups");
-    o.insert("sub".into(), json!(CLIENT));
-    o.insert("scope".into(), json!(scope));
-    c
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }

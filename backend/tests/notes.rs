@@ -632,22 +632,9 @@ fn without_notes_table_the_routes_are_not_configured() {
     assert_error(b.get("/api/notesx", &w.alice), 404, "not_found");
 }
 
-/// A client-credentials access token's claims for the test pool (no
-/// username, `sub` = client id) with `scope`.
-fn machine_claims(scope: &str) -> Value {
-    use testkit::keys::{good_claims, CLIENT};
-    let mut c = good_claims();
-    let o = c.as_object_mut().unwrap();
-    o.remove("username");
-    o.remove("cognito:groups");
-    o.insert("sub".into(), json!(CLIENT));
-    o.insert("scope".into(), json!(scope));
-    c
-}
-
 #[test]
 fn machine_callers_need_the_read_scope_to_read_and_the_write_scope_to_write() {
-    use testkit::keys::{good_claims, test_key, KeyServer, CLIENT, POOL, REGION};
+    use testkit::keys::{good_claims, machine_claims, test_key, KeyServer, CLIENT, POOL, REGION};
     let w = World::new(true);
     // The test pool's keys, so the test can sign client-credentials tokens:
     // the key server runs on its own runtime for the whole test.

@@ -69,12 +69,11 @@ impl Authenticator {
             bytes: config.token_cache_bytes,
         };
         let alb = config.alb.as_ref().map(|alb| {
-            let keys = AlbKeys::new(
-                alb.key_url.clone(),
-                fetcher,
-                metrics.clone(),
-                KeyTiming::default(),
-            );
+            let timing = KeyTiming {
+                max_age: alb.key_max_age,
+                ..KeyTiming::default()
+            };
+            let keys = AlbKeys::new(alb.key_url.clone(), fetcher, metrics.clone(), timing);
             AlbVerifier::new(
                 alb,
                 &config.issuer,
