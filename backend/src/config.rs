@@ -82,6 +82,8 @@ pub struct Config {
     pub issuer: String,
     /// Where the JWKS is fetched from.
     pub jwks_url: String,
+    /// `JWKS_MAX_AGE_SECS`: the key set is fetched again once this old.
+    pub jwks_max_age: Duration,
     /// `LISTEN_ADDR`.
     pub listen_addr: SocketAddr,
     /// `ALB_ARN` and its key URL, when set.
@@ -222,12 +224,14 @@ impl Config {
             Some(raw) => parse_origins(&raw)?,
             None => Vec::new(),
         };
+        let jwks_max_age = positive_secs(&get, "JWKS_MAX_AGE_SECS", "3600")?;
         Ok(Config {
             pool_id,
             region,
             client_ids,
             issuer,
             jwks_url,
+            jwks_max_age: Duration::from_secs(jwks_max_age),
             listen_addr,
             alb,
             token_cache_size,

@@ -49,12 +49,9 @@ impl Authenticator {
     /// (in the background; `/ready` waits for it) before or while serving.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Authenticator, String> {
         let fetcher = Fetcher::new().map_err(|e| format!("HTTP client: {e}"))?;
-        let jwks = Arc::new(JwksCache::new(
-            config.jwks_url.clone(),
-            fetcher.clone(),
-            metrics.clone(),
-        ));
-        Ok(Authenticator::new(config, jwks, fetcher, metrics))
+        let jwks = JwksCache::new(config.jwks_url.clone(), fetcher.clone(), metrics.clone())
+            .with_max_age(config.jwks_max_age);
+        Ok(Authenticator::new(config, Arc::new(jwks), fetcher, metrics))
     }
 
     /// Everything `config` asks for, over an existing key cache and client.
