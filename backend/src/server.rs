@@ -179,7 +179,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::alb::MAX_KEYS_BYTES;
+    use crate::auth::alb_keys::MAX_KEYS_BYTES;
     use crate::auth::penalty::MAX_PENALISED_BYTES;
     use crate::config::Config;
 

@@ -9,6 +9,7 @@
 //! the caller as an extractor.
 
 pub mod alb;
+pub mod alb_keys;
 pub mod cache;
 pub mod fetch;
 pub mod headers;
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::Rejection;
 use crate::metrics::Metrics;
-use alb::{AlbKeys, AlbVerifier, Identities, KeyTiming};
+use alb::{AlbVerifier, Identities};
+use alb_keys::{AlbKeys, KeyTiming};
 use cache::{key_of, unix_now, CacheLimits, TokenCache};
 use fetch::Fetcher;
 use headers::{single_header, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER};
