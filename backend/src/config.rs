@@ -64,6 +64,9 @@ pub struct AlbConfig {
     pub arn: String,
     /// Base URL of the ALB public keys; the key for `kid` is at `{base}/{kid}`.
     pub key_url: String,
+    /// `ALB_KEY_MAX_AGE_SECS`: a kept key is fetched again once this old,
+    /// and dropped if its URL then answers 404.
+    pub key_max_age: Duration,
 }
 
 /// The whole configuration, validated.
@@ -79,6 +82,8 @@ pub struct Config {
     pub issuer: String,
     /// Where the JWKS is fetched from.
     pub jwks_url: String,
+    /// `JWKS_MAX_AGE_SECS`: the key set is fetched again once this old.
+    pub jwks_max_age: Duration,
     /// `LISTEN_ADDR`.
     pub listen_addr: SocketAddr,
     /// `ALB_ARN` and its key URL, when set.
@@ -171,7 +176,11 @@ impl Config {
         };
         let listen_addr = parse_var(&get, "LISTEN_ADDR", "0.0.0.0:8080", "must be host:port")?;
         let alb = match get("ALB_ARN") {
-            Some(arn) => Some(alb_config(arn, get("ALB_PUBLIC_KEY_URL"))?),
+            Some(arn) => {
+                let max_age = positive_secs(&get, "ALB_KEY_MAX_AGE_SECS", "3600")?;
+                let key_max_age = Duration::from_secs(max_age);
+                Some(alb_config(arn, get("ALB_PUBLIC_KEY_URL"), key_max_age)?)
+            }
             None => None,
         };
         let token_cache_size =
@@ -215,12 +224,14 @@ impl Config {
             Some(raw) => parse_origins(&raw)?,
             None => Vec::new(),
         };
+        let jwks_max_age = positive_secs(&get, "JWKS_MAX_AGE_SECS", "3600")?;
         Ok(Config {
             pool_id,
             region,
             client_ids,
             issuer,
             jwks_url,
+            jwks_max_age: Duration::from_secs(jwks_max_age),
             listen_addr,
             alb,
             token_cache_size,
@@ -330,7 +341,11 @@ fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
 
 /// Validates `arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID`
 /// and derives the key URL from its region: the token never chooses where keys come from.
-fn alb_config(arn: String, key_url: Option<String>) -> Result<AlbConfig, ConfigError> {
+fn alb_config(
+    arn: String,
+    key_url: Option<String>,
+    key_max_age: Duration,
+) -> Result<AlbConfig, ConfigError> {
     let arn = arn.trim().to_string();
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let ok = parts.len() == 6
@@ -358,7 +373,24 @@ fn alb_config(arn: String, key_url: Option<String>) -> Result<AlbConfig, ConfigE
             ))
         }
     };
-    Ok(AlbConfig { arn, key_url })
+    Ok(AlbConfig {
+        arn,
+        key_url,
+        key_max_age,
+    })
+}
+
+/// A whole number of seconds, at least 1.
+fn positive_secs(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<u64, ConfigError> {
+    let secs: u64 = parse_var(get, var, default, "must be a whole number of seconds")?;
+    if secs == 0 {
+        return Err(bad(var, "must be at least 1"));
+    }
+    Ok(secs)
 }
 
 /// Shortest accepted `NOTES_CURSOR_KEY`: 32 characters, e.g. 16 random bytes in hex.
@@ -528,7 +560,15 @@ mod tests {
             ("ALB_PUBLIC_KEY_URL", "http://127.0.0.1:9/keys/"),
         ])
         .unwrap();
-        assert_eq!(c.alb.unwrap().key_url, "http://127.0.0.1:9/keys");
+        let alb = c.alb.unwrap();
+        assert_eq!(alb.key_url, "http://127.0.0.1:9/keys");
+        assert_eq!(alb.key_max_age, Duration::from_secs(3600));
+        let c = with(&[("ALB_ARN", arn), ("ALB_KEY_MAX_AGE_SECS", "60")]).unwrap();
+        assert_eq!(c.alb.unwrap().key_max_age, Duration::from_secs(60));
+        for bad in ["0", "-1", "1h"] {
+            let e = with(&[("ALB_ARN", arn), ("ALB_KEY_MAX_AGE_SECS", bad)]).unwrap_err();
+            assert_eq!(e.var, "ALB_KEY_MAX_AGE_SECS", "{bad}");
+        }
     }
 
     #[test]

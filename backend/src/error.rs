@@ -51,6 +51,9 @@ rejections! {
     AmbiguousToken = (UNAUTHORIZED, "ambiguous_token", "both x-amzn-oidc-accesstoken and Authorization were sent, or a token header is repeated"),
     /// `Authorization` was present but not `Bearer <token>`.
     MalformedAuthorization = (UNAUTHORIZED, "malformed_authorization", "Authorization must be `Bearer <token>`"),
+    /// `ALB_ARN` is set and a user's token came as `Authorization: Bearer`:
+    /// only a machine's token may come without ALB's signed data.
+    UserBearerToken = (UNAUTHORIZED, "user_bearer_token", "a user's access token must come through the load balancer's sign-in, not as a bearer token"),
 
     // --- rule 1: shape and claim types, before any key work ------------------
     /// The token is longer than 16 KiB.
@@ -77,7 +80,8 @@ rejections! {
     /// (`use: enc`, another `kty` or `alg`): refused without a fetch.
     UnusableKey = (UNAUTHORIZED, "unusable_key", "the signing key listed for the token's kid is not a usable RS256 signature key"),
     /// The JWKS could not be fetched and the `kid` is not among the known keys.
-    JwksUnavailable = (UNAUTHORIZED, "jwks_unavailable", "the signing keys could not be fetched and the token's kid is not known"),
+    /// A 503: the fault is the key endpoint's (or a busy fetch queue's), not the token's.
+    JwksUnavailable = (SERVICE_UNAVAILABLE, "jwks_unavailable", "the signing keys could not be fetched and the token's kid is not known"),
 
     // --- rule 4: signature -----------------------------------------------------
     /// The RS256 signature does not verify under the JWK.
@@ -118,8 +122,13 @@ rejections! {
     AlbExpired = (UNAUTHORIZED, "alb_expired", "x-amzn-oidc-data has no exp or has expired"),
     /// Its `iss` (header or payload) is not the pool's issuer.
     AlbIssuer = (UNAUTHORIZED, "alb_wrong_issuer", "x-amzn-oidc-data was not issued for the configured user pool"),
-    /// The ALB public key for its `kid` could not be fetched.
-    AlbKeyUnavailable = (UNAUTHORIZED, "alb_key_unavailable", "the load balancer's public key could not be fetched"),
+    /// The ALB public key for its `kid` could not be fetched for now (the
+    /// endpoint failed, timed out or was unreachable, or no fetch slot came
+    /// in time): a 503, retried at the normal rate, no penalty.
+    AlbKeyUnavailable = (SERVICE_UNAVAILABLE, "alb_key_unavailable", "the load balancer's public key could not be fetched for now"),
+    /// The key URL for its `kid` answered 404 (or not a P-256 key): the `kid`
+    /// is not fetched again for the penalty length.
+    AlbUnknownKid = (UNAUTHORIZED, "alb_unknown_kid", "the load balancer has no public key with x-amzn-oidc-data's kid"),
     /// Its ES256 signature does not verify.
     AlbSignature = (UNAUTHORIZED, "alb_invalid_signature", "x-amzn-oidc-data signature is invalid"),
     /// Its `sub`, the access token's `sub` and `x-amzn-oidc-identity` differ.
@@ -133,9 +142,10 @@ rejections! {
 }
 
 impl Rejection {
-    /// Whether this is a verification failure (a 401, counted by reason) rather than a guard's 403.
+    /// Whether this is a verification failure (a 401, or a 503 when keys
+    /// could not be had; counted by reason) rather than a guard's 403.
     pub fn is_verification(self) -> bool {
-        self.status() == StatusCode::UNAUTHORIZED
+        self.status() != StatusCode::FORBIDDEN
     }
 
     /// Every verification failure, in declaration order (the failure counter's label values).
@@ -191,7 +201,8 @@ mod tests {
         let mut codes = std::collections::HashSet::new();
         for &r in Rejection::ALL {
             assert!(codes.insert(r.code()), "duplicate code {r}");
-            assert!(matches!(r.status().as_u16(), 401 | 403), "{r}");
+            assert!(matches!(r.status().as_u16(), 401 | 403 | 503), "{r}");
+            assert_eq!(r.status() == 503, r.code().ends_with("_unavailable"), "{r}");
             assert!(!r.message().is_empty());
         }
         assert_eq!(Rejection::verification().count(), Rejection::ALL.len() - 2);

@@ -179,6 +179,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::alb_keys::MAX_KEYS_BYTES;
     use crate::auth::penalty::MAX_PENALISED_BYTES;
     use crate::config::Config;
 
@@ -197,8 +198,9 @@ mod tests {
         })
         .unwrap();
         let connections = c.max_connections as u64 * CONNECTION_WORST_CASE as u64;
-        // The access-token cache, the ALB data cache (same limits), two penalty boxes.
-        let caches = 2 * c.token_cache_bytes + 2 * MAX_PENALISED_BYTES;
+        // The access-token cache, the ALB data cache (same limits), two penalty
+        // boxes, the ALB keys waiting and kept.
+        let caches = 2 * c.token_cache_bytes + 2 * MAX_PENALISED_BYTES + MAX_KEYS_BYTES;
         let total = PROCESS_BASE + caches + connections;
         assert!(
             total <= TASK_MEMORY,

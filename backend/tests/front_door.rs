@@ -18,17 +18,6 @@ use planb_backend::config::Config;
 use planb_backend::metrics::Metrics;
 use serde_json::{json, Value};
 
-/// A client-credentials access token's claims: no username, `sub` = client id.
-fn machine_claims(scope: &str) -> Value {
-    let mut c = good_claims();
-    let o = c.as_object_mut().unwrap();
-    o.remove("username");
-    o.remove("cognito:groups");
-    o.insert("sub".into(), json!(CLIENT));
-    o.insert("scope".into(), json!(scope));
-    c
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -67,9 +56,9 @@ async fn a_machine_caller_is_reported_and_guarded_by_scope() {
 }
 
 #[tokio::test]
-async fn with_alb_arn_only_the_alb_session_token_needs_alb_data() {
+async fn with_alb_arn_a_bearer_token_is_accepted_from_a_machine_only() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
-    // Never fetched: a bearer token is judged alone, and the other requests fail before a key is needed.
+    // Never fetched: a bearer token is judged without ALB data, and the other requests fail before a key is needed.
     let key_endpoint = KeyServer::start(Answer::Status(500, String::new())).await;
     let backend = Backend::ready(
         &jwks,
@@ -80,12 +69,18 @@ async fn with_alb_arn_only_the_alb_session_token_needs_alb_data() {
     )
     .await;
     let token = test_key(0).sign(&good_claims());
+    let machine = test_key(0).sign(&machine_claims("planb/read"));
     let url = backend.url("/api/me");
-    let (s, _, b) = get(&url, &[("authorization", &bearer(&token))]).await;
-    assert_eq!(
-        s, 200,
-        "ALB1's JWT-validation path sends no data token: {b}"
-    );
+    // Twice each: the second answer comes from the verified-token cache.
+    for _ in 0..2 {
+        let (s, h, b) = get(&url, &[("authorization", &bearer(&token))]).await;
+        assert_error(s, &h, &b, 401, "user_bearer_token");
+        let (s, _, b) = get(&url, &[("authorization", &bearer(&machine))]).await;
+        assert_eq!(
+            s, 200,
+            "ALB1's JWT-validation path sends no data token: {b}"
+        );
+    }
     let (s, h, b) = get(&url, &[("x-amzn-oidc-accesstoken", &token)]).await;
     assert_error(s, &h, &b, 401, "alb_data_missing");
     let both = [
@@ -94,6 +89,21 @@ async fn with_alb_arn_only_the_alb_session_token_needs_alb_data() {
     ];
     let (s, h, b) = get(&url, &both).await;
     assert_error(s, &h, &b, 401, "ambiguous_token");
+    assert_eq!(key_endpoint.hits(), 0);
+    backend.stop().await;
+}
+
+#[tokio::test]
+async fn without_alb_arn_a_users_bearer_token_is_accepted() {
+    let jwks = KeyServer::jwks(&[test_key(0)]).await;
+    let backend = Backend::ready(&jwks, &[]).await;
+    let token = test_key(0).sign(&good_claims());
+    let (s, _, b) = get(
+        &backend.url("/api/me"),
+        &[("authorization", &bearer(&token))],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
     backend.stop().await;
 }
 

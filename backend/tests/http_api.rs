@@ -475,6 +475,17 @@ async fn alb_data_is_required_and_verified_when_alb_arn_is_set() {
     assert_eq!(s, 200, "{b}");
     let (s, h, b) = send(vec![("x-amzn-oidc-accesstoken", token.clone())]).await;
     assert_error(s, &h, &b, 401, "alb_data_missing");
+    // A browser's own non-Bearer Authorization is not a second token beside ALB's headers.
+    for other in ["Basic dXNlcjpwYXNz", "Negotiate abc", "Digest x=1"] {
+        let mut headers = with(&data, SUB);
+        headers.push(("authorization", other.to_string()));
+        let (s, _, b) = send(headers).await;
+        assert_eq!(s, 200, "{other}: {b}");
+    }
+    let mut headers = with(&data, SUB);
+    headers.push(("authorization", format!("Bearer {token}")));
+    let (s, h, b) = send(headers).await;
+    assert_error(s, &h, &b, 401, "ambiguous_token");
     let (s, h, b) = send(with(&data.replace('=', ""), SUB)).await;
     assert_error(s, &h, &b, 401, "alb_invalid_signature");
     let (s, h, b) = send(with(&data, &SUB.to_uppercase())).await;

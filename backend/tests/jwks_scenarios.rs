@@ -167,7 +167,7 @@ async fn known_keys_keep_verifying_when_the_jwks_endpoint_goes_down() {
         &[("x-amzn-oidc-accesstoken", &test_key(1).sign(&good_claims()))],
     )
     .await;
-    assert_error(s, &h, &b, 401, "jwks_unavailable");
+    assert_error(s, &h, &b, 503, "jwks_unavailable");
     assert_eq!(
         get(&backend.url("/ready"), &[]).await.0,
         200,
@@ -201,7 +201,7 @@ async fn a_bad_jwks_is_a_clear_error_and_no_crash() {
             &[("x-amzn-oidc-accesstoken", &test_key(0).sign(&good_claims()))],
         )
         .await;
-        assert_error(s, &h, &b, 401, "jwks_unavailable");
+        assert_error(s, &h, &b, 503, "jwks_unavailable");
         backend.stop().await;
     }
     assert_eq!(target.hits(), 0, "the redirect was not followed");

@@ -631,3 +631,60 @@ fn without_notes_table_the_routes_are_not_configured() {
     assert_eq!(b.get("/api/me", &w.alice).0, StatusCode::OK);
     assert_error(b.get("/api/notesx", &w.alice), 404, "not_found");
 }
+
+#[test]
+fn machine_callers_need_the_read_scope_to_read_and_the_write_scope_to_write() {
+    use testkit::keys::{good_claims, machine_claims, test_key, KeyServer, CLIENT, POOL, REGION};
+    let w = World::new(true);
+    // The test pool's keys, so the test can sign client-credentials tokens:
+    // the key server runs on its own runtime for the whole test.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jwks = rt.block_on(KeyServer::jwks(&[test_key(0)]));
+    let jwks_url = jwks.url();
+    let b = w.backend(&[
+        ("COGNITO_USER_POOL_ID", POOL),
+        ("COGNITO_REGION", REGION),
+        ("COGNITO_APP_CLIENT_ID", CLIENT),
+        ("COGNITO_JWKS_URL", &jwks_url),
+    ]);
+    let call = |method: Method, path: &str, scope: Option<&str>| {
+        let token = match scope {
+            Some(scope) => test_key(0).sign(&machine_claims(scope)),
+            None => test_key(0).sign(&good_claims()),
+        };
+        let auth = format!("Bearer {token}");
+        let body = (method == Method::PUT).then(|| br#"{"text":"hi"}"#.to_vec());
+        let (s, _, v) = b.call(method, path, None, &[("authorization", &auth)], body);
+        (s, v)
+    };
+    let note = "/api/notes/machine-note";
+    assert_error(
+        call(Method::PUT, note, Some("planb-api/read")),
+        403,
+        "missing_scope",
+    );
+    let (s, v) = call(Method::PUT, note, Some("planb-api/write"));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for path in ["/api/notes", note] {
+        assert_error(
+            call(Method::GET, path, Some("planb-api/write")),
+            403,
+            "missing_scope",
+        );
+        let (s, v) = call(Method::GET, path, Some("planb-api/read"));
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    assert_error(
+        call(Method::DELETE, note, Some("planb-api/read")),
+        403,
+        "missing_scope",
+    );
+    assert_error(call(Method::GET, note, Some("")), 403, "missing_scope");
+    let (s, v) = call(Method::DELETE, note, Some("planb-api/read planb-api/write"));
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // A user's token carries no resource-server scope and needs none.
+    let (s, v) = call(Method::PUT, note, None);
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = call(Method::GET, note, None);
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

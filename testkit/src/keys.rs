@@ -63,6 +63,18 @@ pub fn claims_for(client: &str, exp: f64) -> Value {
     })
 }
 
+/// A client-credentials access token's claims for [`CLIENT`] (no
+/// `username`, no groups, `sub` = the client id) with `scope`.
+pub fn machine_claims(scope: &str) -> Value {
+    let mut c = good_claims();
+    let o = c.as_object_mut().expect("claims are an object");
+    o.remove("username");
+    o.remove("cognito:groups");
+    o.insert("sub".into(), Value::from(CLIENT));
+    o.insert("scope".into(), Value::from(scope));
+    c
+}
+
 /// Good claims for [`CLIENT`] expiring in an hour.
 pub fn good_claims() -> Value {
     claims_for(CLIENT, (now() + 3600.0).floor())

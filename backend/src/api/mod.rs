@@ -43,6 +43,16 @@ impl App {
     pub fn verified(&self) -> AuthLayer {
         AuthLayer::new(self.auth.clone())
     }
+
+    /// The verifier of the notes routes that read: a machine needs [`notes::READ_SCOPE`].
+    fn reads_notes(&self) -> AuthLayer {
+        self.verified().machine_scope(notes::READ_SCOPE)
+    }
+
+    /// The verifier of the notes routes that write: a machine needs [`notes::WRITE_SCOPE`].
+    fn writes_notes(&self) -> AuthLayer {
+        self.verified().machine_scope(notes::WRITE_SCOPE)
+    }
 }
 
 /// The route table: axum's router, which dispatches each request to its
@@ -93,12 +103,12 @@ pub fn routes(app: &App) -> RouteTable {
         );
     if app.notes.is_configured() {
         table
-            .route("/api/notes", get(notes::list.layer(app.verified())))
+            .route("/api/notes", get(notes::list.layer(app.reads_notes())))
             .route(
                 "/api/notes/{id}",
-                get(notes::get.layer(app.verified()))
-                    .put(notes::put.layer(app.verified()))
-                    .delete(notes::delete.layer(app.verified())),
+                get(notes::get.layer(app.reads_notes()))
+                    .put(notes::put.layer(app.writes_notes()))
+                    .delete(notes::delete.layer(app.writes_notes())),
             )
     } else {
         table

@@ -24,6 +24,12 @@ use crate::notes::store::Note;
 use crate::notes::validate::{self, MAX_BODY_BYTES};
 use crate::notes::NotesError;
 
+/// The scope a machine caller needs to read notes, as infra's resource server
+/// defines it (`infra/lib/constructs/auth.ts`).
+pub const READ_SCOPE: &str = "planb-api/read";
+/// The scope a machine caller needs to create, change or delete notes.
+pub const WRITE_SCOPE: &str = "planb-api/write";
+
 /// How long a PUT body may take to arrive.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -7,45 +7,16 @@
 //! token; the `kid` must be a UUID before it goes into the URL); see
 //! [`AlbKeys`] for how fetches are limited and kept.
 
-use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
-use base64::alphabet::STANDARD;
-use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use std::cmp::Reverse;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
+use super::alb_keys::AlbKeys;
 use super::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
-use super::fetch::Fetcher;
 use super::jose::{decode_padded, json_object, non_null, split};
 use super::jwt::MAX_TOKEN_LEN;
-use super::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
 use crate::config::AlbConfig;
 use crate::error::Rejection;
-use crate::metrics::Metrics;
-
-/// Largest key document accepted (a P-256 PEM is about 180 bytes).
-const MAX_KEY_BYTES: usize = 4 * 1024;
-/// ALB key ids held at once.
-const MAX_KEYS: u64 = 64;
-/// Keys that verified a signature, kept as the fallback when a refetch fails.
-const MAX_LAST_GOOD: usize = 16;
-/// A fetched key is fetched again after this long (the last good one stays the fallback).
-pub const KEY_TTL: Duration = Duration::from_secs(3600);
-/// Distinct `kid`s waiting for a fetch slot at once (a few KiB); past it a new
-/// `kid` is refused at once, while a `kid` already waiting still takes waiters.
-pub const MAX_PENDING_KIDS: usize = 256;
-/// How many fetch intervals a request waits for its `kid`'s fetch to start
-/// before it is refused.
-pub const MAX_WAIT_INTERVALS: u32 = 2;
-
-/// The PEM body's standard base64.
-const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(&STANDARD, GeneralPurposeConfig::new());
 
 #[derive(Deserialize)]
 struct AlbHeader {
@@ -97,390 +68,6 @@ pub struct Identities<'a> {
     pub identity_header: Option<&'a str>,
 }
 
-/// An ALB public key, built once per fetched PEM.
-pub struct AlbKey {
-    key: DecodingKey,
-}
-
-impl AlbKey {
-    /// Verifies the ES256 signature (its base64url part, padded or not) over
-    /// the raw signing input, through `jsonwebtoken`.
-    fn verify(&self, signing_input: &str, signature: &str) -> Result<(), Rejection> {
-        // The signed text keeps its padding; the signature's padding is only encoding.
-        let unpadded = signature.trim_end_matches('=');
-        match jsonwebtoken::crypto::verify(
-            unpadded,
-            signing_input.as_bytes(),
-            &self.key,
-            Algorithm::ES256,
-        ) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(Rejection::AlbSignature),
-        }
-    }
-}
-
-/// How ALB key fetches are timed (the defaults, or shorter in tests).
-#[derive(Debug, Clone, Copy)]
-pub struct KeyTiming {
-    /// A `kid` whose fetch failed is not fetched again for this long.
-    pub penalty: Duration,
-    /// At most one key fetch per this interval, whatever the `kid`.
-    pub interval: Duration,
-    /// A fetched key is fetched again after this long.
-    pub ttl: Duration,
-}
-
-impl Default for KeyTiming {
-    fn default() -> Self {
-        KeyTiming {
-            penalty: PENALTY,
-            interval: FETCH_INTERVAL,
-            ttl: KEY_TTL,
-        }
-    }
-}
-
-/// Why a key could not be had; logged, never sent to clients.
-#[derive(Debug, Clone)]
-enum KeyError {
-    /// No fetch slot in time, or too many `kid`s waiting: not the `kid`'s
-    /// fault, no penalty.
-    RateLimited,
-    /// The fetch or the PEM failed (the `kid` is penalised), or it already was.
-    Failed,
-}
-
-/// What the waiters of one `kid` are told when its fetch ends.
-type Outcome = Result<Arc<AlbKey>, KeyError>;
-
-/// A request's place among a `kid`'s waiters, and where its outcome arrives.
-type Joined<'a> = (Waiter<'a>, watch::Receiver<Option<Outcome>>);
-
-/// One `kid` waiting for a fetch slot, or being fetched.
-struct Pending {
-    /// Requests waiting for this `kid` now.
-    waiters: usize,
-    /// Arrival order, unique per entry: among equals the longest waiting goes
-    /// first, and a waiter only withdraws from the entry it joined.
-    since: u64,
-    /// Its slot came and its fetch runs: it is not picked again.
-    in_flight: bool,
-    done: watch::Sender<Option<Outcome>>,
-}
-
-/// The `kid`s waiting for the key URL's next fetch slot.
-#[derive(Default)]
-struct Queue {
-    pending: HashMap<String, Pending>,
-    arrivals: u64,
-}
-
-impl Queue {
-    /// The `kid` the next slot goes to: the most waiters, then the longest waiting.
-    fn top(&self) -> Option<(&String, &Pending)> {
-        self.pending
-            .iter()
-            .filter(|(_, p)| !p.in_flight)
-            .max_by_key(|(_, p)| (p.waiters, Reverse(p.since)))
-    }
-}
-
-/// What a key fetch needs, shared with the task that runs it.
-struct Store {
-    key_url: String,
-    fetcher: Fetcher,
-    metrics: Arc<Metrics>,
-    fetched: moka::sync::Cache<String, Arc<AlbKey>>,
-    penalty: PenaltyBox,
-    queue: Mutex<Queue>,
-}
-
-impl Store {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Fetches and parses the key for `kid`, counting the fetch.
-    async fn get(&self, kid: &str) -> Result<AlbKey, String> {
-        let url = format!("{}/{kid}", self.key_url);
-        let body = self.fetcher.get(&url, MAX_KEY_BYTES).await;
-        self.metrics.alb_key_fetch(body.is_ok());
-        let body = body.map_err(|e| e.to_string())?;
-        parse_pem_key(&body).ok_or_else(|| "not a P-256 public key PEM".into())
-    }
-}
-
-/// One started fetch. However its task ends (done, panicked, or dropped with
-/// the runtime), dropping this takes the `kid` off the queue and tells its
-/// waiters, so none waits on a fetch that no longer runs.
-struct Flight {
-    store: Arc<Store>,
-    kid: String,
-    since: u64,
-    outcome: Outcome,
-}
-
-impl Flight {
-    async fn run(mut self) {
-        self.outcome = match self.store.get(&self.kid).await {
-            Ok(key) => {
-                let key = Arc::new(key);
-                // Cached before the entry goes, so a later request finds one or the other.
-                self.store.fetched.insert(self.kid.clone(), key.clone());
-                Ok(key)
-            }
-            Err(why) => {
-                tracing::warn!(key_url = %self.store.key_url, kid = %self.kid, error = %why, "ALB public key fetch failed");
-                self.store.penalty.penalise(&self.kid);
-                Err(KeyError::Failed)
-            }
-        };
-    }
-}
-
-impl Drop for Flight {
-    fn drop(&mut self) {
-        let mut queue = self.store.queue();
-        if queue.pending.get(&self.kid).map(|p| p.since) == Some(self.since) {
-            if let Some(p) = queue.pending.remove(&self.kid) {
-                p.done.send_replace(Some(self.outcome.clone()));
-            }
-        }
-    }
-}
-
-/// One request's place among a `kid`'s waiters; leaving (answered, refused or
-/// dropped) withdraws it, and the last to leave a `kid` not yet fetched frees
-/// its place in the queue.
-struct Waiter<'a> {
-    store: &'a Store,
-    kid: &'a str,
-    since: u64,
-}
-
-impl Waiter<'_> {
-    fn in_flight(&self) -> bool {
-        let queue = self.store.queue();
-        queue
-            .pending
-            .get(self.kid)
-            .is_some_and(|p| p.since == self.since && p.in_flight)
-    }
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        let mut queue = self.store.queue();
-        let Some(p) = queue.pending.get_mut(self.kid) else {
-            return;
-        };
-        if p.since != self.since {
-            return;
-        }
-        p.waiters = p.waiters.saturating_sub(1);
-        if p.waiters == 0 && !p.in_flight {
-            queue.pending.remove(self.kid);
-        }
-    }
-}
-
-/// The ALB public keys by `kid`, the same shape as the JWKS path: concurrent
-/// requests for one `kid` share one fetch, a `kid` whose fetch failed is
-/// penalised, the key URL is fetched at most once per interval whatever the
-/// `kid`s, and a key that verified a signature once is kept as the last good
-/// one when a later fetch fails.
-///
-/// Unknown `kid`s queue for the fetch slots (at most [`MAX_PENDING_KIDS`] of
-/// them), and each slot goes to the `kid` with the most requests waiting, then
-/// the one waiting longest: a flood of junk `kid`s, one request each, cannot
-/// keep out a real new key that live traffic keeps asking for. A request
-/// waits at most [`MAX_WAIT_INTERVALS`] intervals for its `kid`'s fetch to
-/// start, then is refused without a penalty.
-pub struct AlbKeys {
-    store: Arc<Store>,
-    interval: Duration,
-    /// Held by the one waiter that waits for the next slot and starts its fetch.
-    slot: tokio::sync::Mutex<()>,
-    last_good: RwLock<HashMap<String, Arc<AlbKey>>>,
-}
-
-impl AlbKeys {
-    /// Keys from `{key_url}/{kid}`.
-    pub fn new(
-        key_url: String,
-        fetcher: Fetcher,
-        metrics: Arc<Metrics>,
-        timing: KeyTiming,
-    ) -> AlbKeys {
-        AlbKeys {
-            store: Arc::new(Store {
-                key_url,
-                fetcher,
-                metrics,
-                fetched: moka::sync::Cache::builder()
-                    .max_capacity(MAX_KEYS)
-                    .time_to_live(timing.ttl)
-                    .build(),
-                penalty: PenaltyBox::new(timing.penalty, timing.interval),
-                queue: Mutex::new(Queue::default()),
-            }),
-            interval: timing.interval,
-            slot: tokio::sync::Mutex::new(()),
-            last_good: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The public key for `kid`.
-    async fn key(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
-        if let Some(k) = self.store.fetched.get(kid) {
-            return Ok(k);
-        }
-        if self.store.penalty.is_penalised(kid) {
-            return self.last_good(kid);
-        }
-        match self.fetch(kid).await {
-            Ok(k) => Ok(k),
-            Err(KeyError::RateLimited | KeyError::Failed) => self.last_good(kid),
-        }
-    }
-
-    /// Waits for `kid`'s fetch: joins its waiters, and while it waits, takes
-    /// its turn at starting the fetch of whichever `kid` the next slot goes to.
-    async fn fetch(&self, kid: &str) -> Outcome {
-        let deadline = Instant::now() + self.interval * MAX_WAIT_INTERVALS;
-        let (waiter, mut done) = match self.join(kid) {
-            Ok(joined) => joined,
-            Err(now) => return now,
-        };
-        loop {
-            tokio::select! {
-                biased;
-                outcome = outcome(&mut done) => return outcome,
-                () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
-                _slot = self.slot.lock(), if !waiter.in_flight() => {
-                    tokio::select! {
-                        biased;
-                        outcome = outcome(&mut done) => return outcome,
-                        () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
-                        () = self.next_slot() => self.start_top_fetch(),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Joins `kid`'s waiters (queueing it if new), or answers at once: it was
-    /// fetched or penalised meanwhile, or the queue is full.
-    fn join<'a>(&'a self, kid: &'a str) -> Result<Joined<'a>, Outcome> {
-        let store = &*self.store;
-        let mut queue = store.queue();
-        if let Some(k) = store.fetched.get(kid) {
-            return Err(Ok(k));
-        }
-        if store.penalty.is_penalised(kid) {
-            return Err(Err(KeyError::Failed));
-        }
-        if let Some(p) = queue.pending.get_mut(kid) {
-            p.waiters += 1;
-            let waiter = Waiter {
-                store,
-                kid,
-                since: p.since,
-            };
-            return Ok((waiter, p.done.subscribe()));
-        }
-        if queue.pending.len() >= MAX_PENDING_KIDS {
-            return Err(Err(KeyError::RateLimited));
-        }
-        queue.arrivals += 1;
-        let since = queue.arrivals;
-        let (done, rx) = watch::channel(None);
-        queue.pending.insert(
-            kid.to_string(),
-            Pending {
-                waiters: 1,
-                since,
-                in_flight: false,
-                done,
-            },
-        );
-        Ok((Waiter { store, kid, since }, rx))
-    }
-
-    /// Returns once the key URL's next fetch slot is open.
-    async fn next_slot(&self) {
-        loop {
-            let wait = self.store.penalty.until_next_slot();
-            if wait.is_zero() {
-                return;
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Takes the open slot for the top `kid` and starts its fetch. The fetch
-    /// runs in its own task, so the request that started it may leave (time
-    /// out, or its client hang up) without cancelling it for the others.
-    fn start_top_fetch(&self) {
-        let mut queue = self.store.queue();
-        let Some((kid, since)) = queue.top().map(|(k, p)| (k.clone(), p.since)) else {
-            return;
-        };
-        if self.store.penalty.reserve_within(Duration::ZERO).is_none() {
-            return;
-        }
-        if let Some(p) = queue.pending.get_mut(&kid) {
-            p.in_flight = true;
-        }
-        drop(queue);
-        let flight = Flight {
-            store: self.store.clone(),
-            kid,
-            since,
-            outcome: Err(KeyError::RateLimited),
-        };
-        tokio::spawn(flight.run());
-    }
-
-    fn last_good(&self, kid: &str) -> Result<Arc<AlbKey>, Rejection> {
-        let held = self.last_good.read().unwrap_or_else(|e| e.into_inner());
-        held.get(kid).cloned().ok_or(Rejection::AlbKeyUnavailable)
-    }
-
-    /// Remembers `key` as the last good key for `kid`: it verified a signature.
-    fn verified(&self, kid: &str, key: &Arc<AlbKey>) {
-        if self.last_good(kid).is_ok() {
-            return;
-        }
-        let mut held = self.last_good.write().unwrap_or_else(|e| e.into_inner());
-        if held.len() >= MAX_LAST_GOOD {
-            // Only kids the ALB really signed with get here: clearing is rare and harmless.
-            held.clear();
-        }
-        held.insert(kid.to_string(), key.clone());
-    }
-}
-
-/// The outcome of the fetch `done` waits for; a fetch that ended without one
-/// counts as no slot.
-async fn outcome(done: &mut watch::Receiver<Option<Outcome>>) -> Outcome {
-    match done.wait_for(Option::is_some).await {
-        Ok(got) => got.clone().unwrap_or(Err(KeyError::RateLimited)),
-        Err(_) => Err(KeyError::RateLimited),
-    }
-}
-
-/// At the deadline: a fetch already under way is waited for (its own time
-/// limits bound it); otherwise the request is refused.
-async fn give_up(waiter: &Waiter<'_>, done: &mut watch::Receiver<Option<Outcome>>) -> Outcome {
-    if waiter.in_flight() {
-        outcome(done).await
-    } else {
-        Err(KeyError::RateLimited)
-    }
-}
-
 /// Verifies `x-amzn-oidc-data` against the configured ALB.
 pub struct AlbVerifier {
     arn: String,
@@ -520,7 +107,7 @@ impl AlbVerifier {
         let verified = match key.as_ref().and_then(|k| self.cache.get(k, now)) {
             Some(hit) => hit,
             None => {
-                let fresh = Arc::new(self.verify_uncached(data, now).await?);
+                let fresh = Arc::new(self.verify_uncached(data, who.access_sub, now).await?);
                 if let Some(k) = key {
                     self.cache.insert(k, fresh.clone());
                 }
@@ -534,7 +121,14 @@ impl AlbVerifier {
         Ok(())
     }
 
-    async fn verify_uncached(&self, data: &str, now: f64) -> Result<AlbVerified, Rejection> {
+    /// The data token's checks up to its `sub`, for a request whose access
+    /// token verified with `sub` `caller`.
+    async fn verify_uncached(
+        &self,
+        data: &str,
+        caller: &str,
+        now: f64,
+    ) -> Result<AlbVerified, Rejection> {
         let parsed = parse(data)?;
         let header = &parsed.header;
         if header.alg.as_deref() != Some("ES256") {
@@ -548,9 +142,8 @@ impl AlbVerifier {
         if header.signer.as_deref() != Some(self.arn.as_str()) {
             return Err(Rejection::AlbSigner);
         }
-        let key = self.keys.key(kid).await?;
+        let key = self.keys.key(kid, caller).await?;
         key.verify(parsed.signing_input, parsed.signature)?;
-        self.keys.verified(kid, &key);
         self.check_claims(header, &parsed.payload, now)?;
         let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
         Ok(AlbVerified {
@@ -626,28 +219,17 @@ fn is_uuid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// A `-----BEGIN PUBLIC KEY-----` P-256 SubjectPublicKeyInfo, checked once here.
-fn parse_pem_key(pem: &[u8]) -> Option<AlbKey> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let body = text
-        .trim()
-        .strip_prefix("-----BEGIN PUBLIC KEY-----")?
-        .strip_suffix("-----END PUBLIC KEY-----")?;
-    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = PEM_BASE64.decode(b64).ok()?;
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der).ok()?;
-    Some(AlbKey {
-        key: DecodingKey::from_ec_der(&der),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::alb_keys::{parse_pem_key, KeyTiming, MAX_PENDING_KIDS, MAX_WAIT_INTERVALS};
+    use crate::auth::fetch::Fetcher;
+    use crate::metrics::Metrics;
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use testkit::keys::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
 
     /// A loopback stand-in for ALB's public key endpoint, serving the ALB
     /// stand-in key's PEM for any path; counts requests.
@@ -705,6 +287,7 @@ mod tests {
         let alb = AlbConfig {
             arn: ALB_ARN.into(),
             key_url: key_url.clone(),
+            key_max_age: timing.max_age,
         };
         let keys = AlbKeys::new(
             key_url,
@@ -881,20 +464,76 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rule8_key_fetch_failure_is_penalised() {
+    async fn rule8_a_kid_whose_url_answers_404_is_penalised() {
         let key = AlbStandInKey::generate();
         let (v, hits) = verifier(&key, 404).await;
         for _ in 0..5 {
             assert_eq!(
                 verify_with(&v, &key, |_, _| {}).await,
-                Err(Rejection::AlbKeyUnavailable)
+                Err(Rejection::AlbUnknownKid)
             );
         }
         assert_eq!(
             hits.load(Ordering::SeqCst),
             1,
-            "a failed kid is not refetched within the penalty"
+            "a refused kid is not refetched within the penalty"
         );
+    }
+
+    #[tokio::test]
+    async fn rule8_a_transient_failure_is_a_503_and_the_next_request_fetches_again() {
+        let key = AlbStandInKey::generate();
+        let server = KeyServer::start(Answer::Status(503, String::new())).await;
+        let v = verifier_at(server.base.clone(), fast_timing(), NO_CACHE);
+        assert_eq!(
+            verify_with(&v, &key, |_, _| {}).await,
+            Err(Rejection::AlbKeyUnavailable)
+        );
+        assert_eq!(Rejection::AlbKeyUnavailable.status(), 503);
+        server.set(Answer::Hangup);
+        assert_eq!(
+            verify_with(&v, &key, |_, _| {}).await,
+            Err(Rejection::AlbKeyUnavailable),
+            "a connection closed unanswered is transient too"
+        );
+        server.set(Answer::Body(key.pem()));
+        let t0 = Instant::now();
+        assert_eq!(verify_with(&v, &key, |_, _| {}).await, Ok(()));
+        assert!(
+            t0.elapsed() <= fast_timing().interval * 2,
+            "the endpoint recovered: the next slot fetches, {:?}",
+            t0.elapsed()
+        );
+        // The first fetch, the hang-up and its one retry, the recovery.
+        assert_eq!(server.hits(), 4);
+    }
+
+    #[tokio::test]
+    async fn rule8_a_kept_key_is_dropped_once_its_url_answers_404() {
+        let key = AlbStandInKey::generate();
+        let server = KeyServer::start(Answer::Body(key.pem())).await;
+        let timing = KeyTiming {
+            max_age: Duration::from_millis(200),
+            interval: Duration::from_millis(20),
+            ..KeyTiming::default()
+        };
+        let v = verifier_at(server.base.clone(), timing, NO_CACHE);
+        assert_eq!(verify_with(&v, &key, |_, _| {}).await, Ok(()));
+        server.set(Answer::Status(404, String::new()));
+        assert_eq!(
+            verify_with(&v, &key, |_, _| {}).await,
+            Ok(()),
+            "kept, younger than the age"
+        );
+        assert_eq!(server.hits(), 1);
+        tokio::time::sleep(timing.max_age).await;
+        for _ in 0..3 {
+            assert_eq!(
+                verify_with(&v, &key, |_, _| {}).await,
+                Err(Rejection::AlbUnknownKid)
+            );
+        }
+        assert_eq!(server.hits(), 2, "re-validated once, then penalised");
     }
 
     #[tokio::test]
@@ -952,22 +591,41 @@ mod tests {
         format!("0bad0000-8d7e-4b1a-9c0d-{i:012}")
     }
 
+    /// Another verified caller than [`who`], by number (refused before the
+    /// identities are tied, so its `sub` need not match the data token's).
+    fn caller(i: usize) -> Identities<'static> {
+        Identities {
+            access_sub: Box::leak(format!("caller-{i}").into_boxed_str()),
+            identity_header: Some(SUB),
+        }
+    }
+
+    /// A refusal for a junk `kid`: its URL's 404, or no place or slot for it.
+    fn refused_junk(r: Result<(), Rejection>) -> bool {
+        matches!(
+            r,
+            Err(Rejection::AlbUnknownKid | Rejection::AlbKeyUnavailable)
+        )
+    }
+
     #[tokio::test]
     async fn rule8_a_flood_of_fresh_kids_is_bounded_by_the_fetch_rate() {
         let key = AlbStandInKey::generate();
         let (url, hits) = key_endpoint(key.pem(), 404).await;
         let timing = fast_timing();
         let v = Arc::new(verifier_at(url, timing, NO_CACHE));
+        // A different caller per kid: each may hold a place in the queue.
         let flood = |kids: std::ops::Range<usize>| {
             let tasks: Vec<_> = kids
                 .map(|i| {
                     let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
-                    tokio::spawn(async move { v.verify(&t, who(), now()).await })
+                    tokio::spawn(async move { v.verify(&t, caller(i), now()).await })
                 })
                 .collect();
             async move {
                 for t in tasks {
-                    assert_eq!(t.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+                    let r = t.await.unwrap();
+                    assert!(refused_junk(r), "{r:?}");
                 }
             }
         };
@@ -1005,7 +663,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rule8_a_real_new_kid_is_fetched_within_two_slots_during_a_flood_of_fresh_kids() {
+    async fn rule8_one_caller_holds_one_place_in_the_queue() {
+        let key = AlbStandInKey::generate();
+        let (url, hits) = key_endpoint(key.pem(), 404).await;
+        let v = Arc::new(verifier_at(url, fast_timing(), NO_CACHE));
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
+                tokio::spawn(async move { v.verify(&t, who(), now()).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        let busy = results
+            .iter()
+            .filter(|r| **r == Err(Rejection::AlbKeyUnavailable))
+            .count();
+        let refused = results
+            .iter()
+            .filter(|r| **r == Err(Rejection::AlbUnknownKid))
+            .count();
+        assert_eq!((busy, refused), (19, 1), "{results:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn rule8_one_callers_flood_of_junk_kids_cannot_keep_out_a_real_new_key() {
+        const KIDS_PER_ROUND: usize = 75;
+        const REQUESTS_PER_KID: usize = 16;
+        const REAL_REQUESTS: usize = 12;
         let key = Arc::new(AlbStandInKey::generate());
         let real = format!("/{ALB_KID}");
         let (url, hits) =
@@ -1014,62 +702,79 @@ mod tests {
         let v = Arc::new(verifier_at(url, timing, NO_CACHE));
         let t0 = Instant::now();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // The attacker: a fresh kid with the right signer every millisecond or so,
-        // each sent without waiting for the answers before it.
+        // The attacker: one caller with one valid token, rounds of 75 fresh
+        // kids with the right signer, 16 requests each, none waiting for the
+        // answers before it.
+        let mallory = || Identities {
+            access_sub: "mallory",
+            identity_header: Some("mallory"),
+        };
         let attacker = {
             let (v, key, stop) = (v.clone(), key.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut sent = Vec::new();
+                let mut kids = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    let (v, t) = (v.clone(), token_for(&key, &junk_kid(sent.len())));
-                    sent.push(tokio::spawn(
-                        async move { v.verify(&t, who(), now()).await },
-                    ));
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    for _ in 0..KIDS_PER_ROUND {
+                        let t = token_for(&key, &junk_kid(kids));
+                        kids += 1;
+                        for _ in 0..REQUESTS_PER_KID {
+                            let (v, t) = (v.clone(), t.clone());
+                            sent.push(tokio::spawn(
+                                async move { v.verify(&t, mallory(), now()).await },
+                            ));
+                        }
+                    }
+                    tokio::time::sleep(timing.interval).await;
                 }
                 for s in &mut sent {
-                    assert_eq!(s.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+                    let r = s.await.unwrap();
+                    assert!(refused_junk(r), "{r:?}");
                 }
-                sent.len()
+                (kids, sent.len())
             })
         };
-        // The flood holds the slots before the real key is first asked for, out
-        // of step with the slots as real traffic is.
+        // The flood holds the queue before the real key is first asked for.
         tokio::time::sleep(timing.interval * 5 / 2).await;
         let asked = Instant::now();
         let real = token_for(&key, ALB_KID);
         let mut requests = Vec::new();
-        while asked.elapsed() < timing.interval * 5 {
-            // Live traffic for the new key: a few requests at a time, about once per interval.
-            for _ in 0..4 {
+        // Live traffic for the new key from a signed-in user, two requests
+        // about once per interval; each must verify (a request waits at most
+        // MAX_WAIT_INTERVALS for its kid's fetch to start).
+        for _ in 0..REAL_REQUESTS / 2 {
+            for _ in 0..2 {
                 let (v, t) = (v.clone(), real.clone());
                 requests.push(tokio::spawn(async move {
-                    let ok = v.verify(&t, who(), now()).await.is_ok();
-                    ok.then(Instant::now)
+                    let r = v.verify(&t, who(), now()).await;
+                    (r, Instant::now())
                 }));
             }
             tokio::time::sleep(timing.interval * 11 / 10).await;
         }
         stop.store(true, Ordering::SeqCst);
-        let junk = attacker.await.unwrap();
-        let mut first_ok = None;
+        let (junk_kids, junk_requests) = attacker.await.unwrap();
+        let (mut real_ok, mut first_ok) = (0, None);
         for r in requests {
-            if let Some(at) = r.await.unwrap() {
-                first_ok = Some(first_ok.map_or(at, |t: Instant| t.min(at)));
-            }
+            let (r, at) = r.await.unwrap();
+            assert_eq!(r, Ok(()), "a real request was refused");
+            real_ok += 1;
+            first_ok = Some(first_ok.map_or(at, |t: Instant| t.min(at)));
         }
-        let first_ok = first_ok.map(|at| at - asked);
-        assert!(
-            first_ok.is_some_and(|d| d <= timing.interval * 2 + timing.interval / 2),
-            "the real kid's first success after {first_ok:?} ({junk} junk kids sent)"
-        );
         assert!(drained(&v).await, "nothing stays queued");
         let (fetches, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
+        eprintln!(
+            "flood: {junk_requests} junk requests for {junk_kids} junk kids from one caller, \
+             {} junk kids fetched; real key: {real_ok} of {REAL_REQUESTS} requests verified, \
+             the first after {:?}; {fetches} fetches in {elapsed:?}",
+            fetches - 1,
+            first_ok.map(|at| at - asked)
+        );
         let bound = (elapsed.as_secs_f64() / timing.interval.as_secs_f64()) as usize + 1;
         assert!(fetches <= bound, "{fetches} fetches in {elapsed:?}");
         assert!(
-            junk > 10 * fetches,
-            "the flood outnumbered the slots: {junk} junk kids"
+            junk_kids > 10 * fetches,
+            "the flood outnumbered the slots: {junk_kids} junk kids"
         );
     }
 
@@ -1077,14 +782,19 @@ mod tests {
     async fn rule8_the_queue_of_kids_waiting_for_a_fetch_is_bounded() {
         let key = AlbStandInKey::generate();
         let (url, hits) = key_endpoint(key.pem(), 404).await;
-        let timing = fast_timing();
+        // Slower slots than the other tests: every task must reach the queue
+        // before the first waiters' time is up, however loaded the machine.
+        let timing = KeyTiming {
+            interval: Duration::from_millis(500),
+            ..KeyTiming::default()
+        };
         let v = Arc::new(verifier_at(url, timing, NO_CACHE));
         let extra = 50;
         let t0 = Instant::now();
         let tasks: Vec<_> = (0..MAX_PENDING_KIDS + extra)
             .map(|i| {
                 let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
-                tokio::spawn(async move { v.verify(&t, who(), now()).await })
+                tokio::spawn(async move { v.verify(&t, caller(i), now()).await })
             })
             .collect();
         // Every task has run once each is waiting in the queue or finished
@@ -1117,7 +827,8 @@ mod tests {
         let waiting = junk_kid(MAX_PENDING_KIDS - 1);
         let again = {
             let (v, t) = (v.clone(), token_for(&key, &waiting));
-            tokio::spawn(async move { v.verify(&t, who(), now()).await })
+            let same = caller(MAX_PENDING_KIDS - 1);
+            tokio::spawn(async move { v.verify(&t, same, now()).await })
         };
         tokio::time::sleep(timing.interval / 4).await;
         assert!(!again.is_finished(), "it joined the waiting kid");
@@ -1130,9 +841,11 @@ mod tests {
             .map(|p| p.waiters);
         assert_eq!(joined, Some(2));
         for t in tasks {
-            assert_eq!(t.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+            let r = t.await.unwrap();
+            assert!(refused_junk(r), "{r:?}");
         }
-        assert_eq!(again.await.unwrap(), Err(Rejection::AlbKeyUnavailable));
+        let r = again.await.unwrap();
+        assert!(refused_junk(r), "{r:?}");
         let (fetches, elapsed) = (hits.load(Ordering::SeqCst), t0.elapsed());
         let bound = (elapsed.as_secs_f64() / timing.interval.as_secs_f64()) as usize + 1;
         assert!(fetches <= bound, "{fetches} fetches in {elapsed:?}");
@@ -1143,39 +856,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rule8_a_key_that_verified_is_kept_when_a_refetch_fails() {
+    async fn rule8_a_kept_key_stays_when_its_refetch_fails_for_now() {
         let key = AlbStandInKey::generate();
         let server = KeyServer::start(Answer::Body(key.pem())).await;
         let timing = KeyTiming {
-            ttl: Duration::from_millis(100),
+            max_age: Duration::from_millis(100),
             interval: Duration::from_millis(50),
             ..KeyTiming::default()
         };
-        let no_cache = CacheLimits {
-            entries: 0,
-            bytes: 0,
-        };
-        let v = verifier_at(server.base.clone(), timing, no_cache);
+        let v = verifier_at(server.base.clone(), timing, NO_CACHE);
         assert_eq!(verify_with(&v, &key, |_, _| {}).await, Ok(()));
         server.set(Answer::Status(500, String::new()));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             verify_with(&v, &key, |_, _| {}).await,
             Ok(()),
-            "the refetch failed; the last good key verifies"
+            "the refetch failed for now; the kept key verifies"
         );
-        assert_eq!(server.hits(), 2, "the expired key was fetched again");
+        assert_eq!(server.hits(), 2, "the old key was fetched again");
         assert_eq!(
             verify_with(&v, &key, |_, _| {}).await,
             Ok(()),
-            "penalised kid: still the last good key, no fetch"
+            "tried again a penalty length later, not on every request"
         );
         assert_eq!(server.hits(), 2);
         let other = "0f1c3a52-8d7e-4b1a-9c0d-2e3f4a5b6c7d";
         assert_eq!(
             verify_with(&v, &key, |h, _| h["kid"] = json!(other)).await,
             Err(Rejection::AlbKeyUnavailable),
-            "a kid that never verified has no last good key"
+            "a kid with no kept key: 503 while the endpoint fails"
         );
     }
 

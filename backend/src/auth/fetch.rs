@@ -27,6 +27,20 @@ pub enum FetchError {
     TooLarge,
 }
 
+impl FetchError {
+    /// Whether the endpoint may answer better soon (5xx, 429, a timeout, a
+    /// connection that failed): such a failure says nothing about the key
+    /// asked for, so it is not penalised. A 404, another 4xx, a redirect or a
+    /// body too large is the answer about that key.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Transport(_) | FetchError::Timeout => true,
+            FetchError::Status(s) => *s >= 500 || *s == 429,
+            FetchError::TooLarge => false,
+        }
+    }
+}
+
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -41,14 +41,11 @@ pub enum TokenSource {
 
 /// The access token from `x-amzn-oidc-accesstoken` or `Authorization: Bearer`,
 /// and which one. Both at once is refused: which one is meant, and so which
-/// rules apply, is unclear.
+/// rules apply, is unclear. Beside ALB's header, an `Authorization` of
+/// another scheme (a browser's own Basic, say) is no token and is ignored.
 pub fn token_from(headers: &HeaderMap) -> Result<(&str, TokenSource), Rejection> {
     let alb_token = single_header(headers, &ACCESS_TOKEN_HEADER)?;
-    let bearer = match headers.get_all(AUTHORIZATION).iter().count() {
-        0 => None,
-        1 => Some(bearer_token(&headers[AUTHORIZATION])?),
-        _ => return Err(Rejection::AmbiguousToken),
-    };
+    let bearer = bearer_from(headers, alb_token.is_some())?;
     let (token, source) = match (alb_token, bearer) {
         (Some(_), Some(_)) => return Err(Rejection::AmbiguousToken),
         (Some(t), None) => (t, TokenSource::AlbSession),
@@ -59,6 +56,29 @@ pub fn token_from(headers: &HeaderMap) -> Result<(&str, TokenSource), Rejection>
         return Err(Rejection::MalformedToken);
     }
     Ok((token, source))
+}
+
+/// The token of the one `Authorization: Bearer`, if sent; with `beside_alb`,
+/// values of another scheme are skipped.
+fn bearer_from(headers: &HeaderMap, beside_alb: bool) -> Result<Option<&str>, Rejection> {
+    let mut bearer = None;
+    for value in headers.get_all(AUTHORIZATION) {
+        if beside_alb && !is_bearer_scheme(value) {
+            continue;
+        }
+        if bearer.is_some() {
+            return Err(Rejection::AmbiguousToken);
+        }
+        bearer = Some(bearer_token(value)?);
+    }
+    Ok(bearer)
+}
+
+/// Whether the value's scheme is `Bearer` (any case), well formed or not.
+fn is_bearer_scheme(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let scheme = bytes.split(|&b| b == b' ').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case(b"bearer")
 }
 
 fn bearer_token(value: &HeaderValue) -> Result<&str, Rejection> {
@@ -102,6 +122,29 @@ mod tests {
             Ok(("a.b.c", TokenSource::Bearer))
         );
         assert_eq!(token_from(&HeaderMap::new()), Err(Rejection::MissingToken));
+    }
+
+    #[test]
+    fn another_scheme_beside_the_alb_token_is_ignored() {
+        for other in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Negotiate x",
+            b"Token a.b.c",
+            b"\xff",
+        ] {
+            let h = headers(&[
+                ("x-amzn-oidc-accesstoken", b"a.b.c"),
+                ("authorization", other),
+            ]);
+            assert_eq!(token_from(&h), Ok(("a.b.c", TokenSource::AlbSession)));
+        }
+        for bearer in [&b"Bearer x.y.z"[..], b"bearer x", b"Bearer", b"BEARER "] {
+            let h = headers(&[
+                ("x-amzn-oidc-accesstoken", b"a.b.c"),
+                ("authorization", bearer),
+            ]);
+            assert!(token_from(&h).is_err(), "{bearer:?}");
+        }
     }
 
     #[test]

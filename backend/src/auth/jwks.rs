@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::fetch::{FetchError, Fetcher};
@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 
 /// Largest JWKS body accepted.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// The key set is fetched again once this old, unless configured otherwise.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// A usable RS256 verification key from the JWKS, built once per JWK.
 #[derive(Debug)]
@@ -124,6 +126,10 @@ pub struct JwksCache {
     /// The longest the initial load backs off between attempts.
     max_backoff: Duration,
     keys: RwLock<Arc<KeySet>>,
+    /// A set older than this is fetched again before it verifies more.
+    max_age: Duration,
+    /// When the set is next due to be fetched again (`None` before the first).
+    due: Mutex<Option<Instant>>,
     loaded: AtomicBool,
     last_failed: AtomicBool,
     flight: tokio::sync::Mutex<Flight>,
@@ -150,10 +156,19 @@ impl JwksCache {
             penalty: PenaltyBox::new(penalty, interval),
             max_backoff: penalty,
             keys: RwLock::new(Arc::new(KeySet::default())),
+            max_age: JWKS_MAX_AGE,
+            due: Mutex::new(None),
             loaded: AtomicBool::new(false),
             last_failed: AtomicBool::new(false),
             flight: tokio::sync::Mutex::new(Flight::default()),
         }
+    }
+
+    /// Fetches the set again once it is `max_age` old: a key the pool no
+    /// longer lists stops verifying; a fetch that fails for now keeps the set.
+    pub fn with_max_age(mut self, max_age: Duration) -> JwksCache {
+        self.max_age = max_age;
+        self
     }
 
     /// True once a JWKS with a usable key has been fetched.
@@ -164,7 +179,11 @@ impl JwksCache {
     /// The key for `kid`, fetching the JWKS when it is unknown (rules 3, 9).
     pub async fn key(&self, kid: &str) -> Result<Arc<Jwk>, Rejection> {
         if let Some(found) = self.find(kid) {
-            return found;
+            if !self.is_due() {
+                return found;
+            }
+            self.revalidate().await;
+            return self.find(kid).unwrap_or(Err(Rejection::UnknownKid));
         }
         if self.penalty.is_penalised(kid) {
             self.metrics.jwks_penalty_box();
@@ -210,6 +229,27 @@ impl JwksCache {
         }
     }
 
+    fn is_due(&self) -> bool {
+        let due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        due.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Fetches the set again. One request does it; the others meanwhile
+    /// verify with the set we have, rather than wait. A failure for now keeps
+    /// the set and tries again a penalty length later.
+    async fn revalidate(&self) {
+        let Ok(mut flight) = self.flight.try_lock() else {
+            return;
+        };
+        if !self.is_due() {
+            return;
+        }
+        if !self.fetch_in_turn(&mut flight).await {
+            let retry = Instant::now() + self.max_backoff;
+            *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(retry);
+        }
+    }
+
     fn find(&self, kid: &str) -> Option<Result<Arc<Jwk>, Rejection>> {
         self.keys
             .read()
@@ -236,6 +276,8 @@ impl JwksCache {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS fetched");
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                let next = Instant::now() + self.max_age;
+                *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
                 self.loaded.store(true, Ordering::Release);
                 true
             }
@@ -460,6 +502,28 @@ mod tests {
             penalty,
             FETCH_INTERVAL,
         )
+    }
+
+    #[tokio::test]
+    async fn rule9_the_set_is_fetched_again_once_old_and_a_dropped_key_stops_verifying() {
+        let server = KeyServer::jwks(&[test_key(0), test_key(1)]).await;
+        let max_age = Duration::from_millis(200);
+        let c = cache(&server, Duration::from_millis(300)).with_max_age(max_age);
+        c.load().await;
+        server.set(Answer::Status(500, String::new()));
+        tokio::time::sleep(max_age).await;
+        assert!(
+            c.key("kid-0").await.is_ok(),
+            "a fetch that failed for now keeps the set"
+        );
+        assert_eq!(server.hits(), 2);
+        assert!(c.key("kid-0").await.is_ok());
+        assert_eq!(server.hits(), 2, "tried again later, not per request");
+        server.set(Answer::Body(jwks(&[test_key(1)]).to_string()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(c.key("kid-0").await.unwrap_err(), Rejection::UnknownKid);
+        assert!(c.key("kid-1").await.is_ok());
+        assert_eq!(server.hits(), 3, "one fetch re-validated the set");
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ use hyper::http::request::Parts;
 use hyper::{Request, StatusCode};
 use tower::{Layer, Service};
 
-use super::{Authenticator, Identity};
+use super::{Authenticator, CallerKind, Identity};
 use crate::error::{json_error, Rejection};
 
 /// A requirement on the verified caller, declared on a route.
@@ -48,6 +48,10 @@ pub enum Guard {
     Group(String),
     /// The token must carry this OAuth scope (403 `missing_scope`).
     Scope(String),
+    /// A machine caller's token must carry this OAuth scope (403
+    /// `missing_scope`); a user passes: a user's access token carries no
+    /// resource-server scopes, the user's own sign-in is the grant.
+    MachineScope(String),
 }
 
 impl Guard {
@@ -56,6 +60,9 @@ impl Guard {
         match self {
             Guard::Group(g) if !who.in_group(g) => Err(Rejection::MissingGroup),
             Guard::Scope(s) if !who.has_scope(s) => Err(Rejection::MissingScope),
+            Guard::MachineScope(s) if who.kind == CallerKind::Machine && !who.has_scope(s) => {
+                Err(Rejection::MissingScope)
+            }
             _ => Ok(()),
         }
     }
@@ -96,6 +103,11 @@ impl AuthLayer {
     /// Also requires OAuth scope `scope`.
     pub fn scope(self, scope: impl Into<String>) -> AuthLayer {
         self.require(Guard::Scope(scope.into()))
+    }
+
+    /// Also requires OAuth scope `scope` of a machine caller (see [`Guard::MachineScope`]).
+    pub fn machine_scope(self, scope: impl Into<String>) -> AuthLayer {
+        self.require(Guard::MachineScope(scope.into()))
     }
 
     /// The verified caller of a request with these headers, guards applied.

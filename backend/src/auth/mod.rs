@@ -9,6 +9,7 @@
 //! the caller as an extractor.
 
 pub mod alb;
+pub mod alb_keys;
 pub mod cache;
 pub mod fetch;
 pub mod headers;
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::Rejection;
 use crate::metrics::Metrics;
-use alb::{AlbKeys, AlbVerifier, Identities, KeyTiming};
+use alb::{AlbVerifier, Identities};
+use alb_keys::{AlbKeys, KeyTiming};
 use cache::{key_of, unix_now, CacheLimits, TokenCache};
 use fetch::Fetcher;
 use headers::{single_header, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER};
@@ -49,12 +51,9 @@ impl Authenticator {
     /// (in the background; `/ready` waits for it) before or while serving.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Authenticator, String> {
         let fetcher = Fetcher::new().map_err(|e| format!("HTTP client: {e}"))?;
-        let jwks = Arc::new(JwksCache::new(
-            config.jwks_url.clone(),
-            fetcher.clone(),
-            metrics.clone(),
-        ));
-        Ok(Authenticator::new(config, jwks, fetcher, metrics))
+        let jwks = JwksCache::new(config.jwks_url.clone(), fetcher.clone(), metrics.clone())
+            .with_max_age(config.jwks_max_age);
+        Ok(Authenticator::new(config, Arc::new(jwks), fetcher, metrics))
     }
 
     /// Everything `config` asks for, over an existing key cache and client.
@@ -69,12 +68,11 @@ impl Authenticator {
             bytes: config.token_cache_bytes,
         };
         let alb = config.alb.as_ref().map(|alb| {
-            let keys = AlbKeys::new(
-                alb.key_url.clone(),
-                fetcher,
-                metrics.clone(),
-                KeyTiming::default(),
-            );
+            let timing = KeyTiming {
+                max_age: alb.key_max_age,
+                ..KeyTiming::default()
+            };
+            let keys = AlbKeys::new(alb.key_url.clone(), fetcher, metrics.clone(), timing);
             AlbVerifier::new(
                 alb,
                 &config.issuer,
@@ -109,8 +107,9 @@ impl Authenticator {
 
     /// Verifies the caller of a request with these headers. With `ALB_ARN`
     /// set, a token from `x-amzn-oidc-accesstoken` also needs a valid
-    /// `x-amzn-oidc-data` for the same user; a bearer token is judged alone
-    /// (ALB's JWT validation sends no data token). A refusal is counted by reason.
+    /// `x-amzn-oidc-data` for the same user, and a bearer token (ALB's JWT
+    /// validation sends no data token) must be a machine's. A refusal is
+    /// counted by reason.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Rejection> {
         self.counted(self.authenticate_uncounted(headers).await)
     }
@@ -158,7 +157,19 @@ impl Authenticator {
         }
         let hit = self.cache.get(&key_of(token), unix_now())?;
         self.metrics.cache_lookup(true);
-        Some(Ok(hit))
+        Some(self.bearer_rule(source, &hit).map(|()| hit))
+    }
+
+    /// With `ALB_ARN` set, a token without ALB data (a bearer token) is
+    /// accepted from a machine caller only: a user's token comes through
+    /// ALB's sign-in, with its signed data, and a leaked one used from inside
+    /// the network is refused.
+    fn bearer_rule(&self, source: TokenSource, who: &Identity) -> Result<(), Rejection> {
+        let needs_machine = self.alb.is_some() && source == TokenSource::Bearer;
+        if needs_machine && who.kind != CallerKind::Machine {
+            return Err(Rejection::UserBearerToken);
+        }
+        Ok(())
     }
 
     async fn authenticate_uncounted(
@@ -168,6 +179,7 @@ impl Authenticator {
         let (token, source) = token_from(headers)?;
         let now = unix_now();
         let verified = self.verify_token(token, now).await?;
+        self.bearer_rule(source, &verified)?;
         if let Some(alb) = self.alb_for(source) {
             let data = single_header(headers, &OIDC_DATA_HEADER)
                 .map_err(|e| match e {
