@@ -12,7 +12,7 @@ use std::time::Duration;
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
-use crate::upstream::{split_host_port, valid_host};
+use crate::upstream::{split_host_port, valid_host, HostPatterns};
 
 /// Where the configuration file lives on the EC2 hosts.
 pub const DEFAULT_PATH: &str = "/etc/planb-proxy/proxy.yaml";
@@ -79,6 +79,8 @@ pub enum Source {
     Ssm {
         /// The parameter's name (`proxy.upstream.ssm_parameter`).
         parameter: String,
+        /// The hosts its value may name (`proxy.upstream.ssm_allowed_hosts`).
+        allowed_hosts: HostPatterns,
     },
     /// A fixed `host:port` (local stacks, benchmarks): no SSM call.
     Fixed {
@@ -160,6 +162,8 @@ impl Default for RawProxy {
 struct RawUpstream {
     /// `proxy.upstream.ssm_parameter`: no default (this or `address`).
     ssm_parameter: Option<String>,
+    /// `proxy.upstream.ssm_allowed_hosts`: default ALB2's form of name only.
+    ssm_allowed_hosts: Option<Vec<String>>,
     /// `proxy.upstream.ssm_refresh_secs`: default 300.
     ssm_refresh_secs: u64,
     /// `proxy.upstream.startup_timeout_secs` (alias `ssm_startup_timeout_secs`): default 30.
@@ -187,6 +191,7 @@ impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
             ssm_parameter: None,
+            ssm_allowed_hosts: None,
             ssm_refresh_secs: 300,
             startup_timeout_secs: 30,
             address: None,
@@ -277,7 +282,16 @@ impl ProxyConfig {
                         "proxy.upstream.ssm_parameter: not a parameter name: {p:?}"
                     ));
                 }
-                Source::Ssm { parameter: p }
+                let allowed_hosts = match u.ssm_allowed_hosts {
+                    Some(list) => HostPatterns::new(&list).map_err(|e| {
+                        ConfigError(format!("proxy.upstream.ssm_allowed_hosts: {e}"))
+                    })?,
+                    None => HostPatterns::default(),
+                };
+                Source::Ssm {
+                    parameter: p,
+                    allowed_hosts,
+                }
             }
             (None, Some(a)) => match split_host_port(a.trim()) {
                 Some((host, port)) if valid_host(&host) => Source::Fixed { host, port },
@@ -381,7 +395,8 @@ proxy:
         assert_eq!(
             u.source,
             Source::Ssm {
-                parameter: "/planb/alb2/dns-name".into()
+                parameter: "/planb/alb2/dns-name".into(),
+                allowed_hosts: HostPatterns::default(),
             }
         );
         assert_eq!(u.port, 80);
@@ -459,7 +474,14 @@ proxy:
     fn the_shipped_systemd_config_parses() {
         let text = include_str!("../../systemd/proxy.yaml");
         let c = Config::parse(text).unwrap();
-        assert!(matches!(c.proxy.upstream.source, Source::Ssm { .. }));
+        // Production keeps the strict allow list: ALB2's form of name only.
+        assert_eq!(
+            c.proxy.upstream.source,
+            Source::Ssm {
+                parameter: "/planb/alb2/dns-name".into(),
+                allowed_hosts: HostPatterns::default(),
+            }
+        );
         assert!(c.server.daemon_wait_for_ready);
         // The upstream timeouts on tokio's per-runtime timer.
         assert_eq!(c.server.fast_timeout_to_tokio_threshold_seconds, Some(0));
@@ -480,6 +502,26 @@ proxy:
             .expect("TimeoutStopSec= in seconds");
         let runtimes = c.server.graceful_shutdown_timeout_seconds.unwrap();
         assert!(stop > grace + runtimes, "TimeoutStopSec={stop}");
+    }
+
+    #[test]
+    fn ssm_allowed_hosts_widens_the_default_and_is_checked() {
+        let with = |line: &str| {
+            DESIGN.replace(
+                "    ssm_refresh_secs: 300\n",
+                &format!("    ssm_refresh_secs: 300\n{line}\n"),
+            )
+        };
+        let c = Config::parse(&with("    ssm_allowed_hosts: [\"127.0.0.1\"]")).unwrap();
+        let Source::Ssm { allowed_hosts, .. } = c.proxy.upstream.source else {
+            panic!("not SSM")
+        };
+        assert!(allowed_hosts.admits("127.0.0.1"));
+        assert!(!allowed_hosts.admits("internal-x-1.us-east-1.elb.amazonaws.com"));
+        for bad in ["[]", "[\"a*b*\"]", "[\"http://x\"]"] {
+            let e = parse_err(&with(&format!("    ssm_allowed_hosts: {bad}")));
+            assert!(e.starts_with("proxy.upstream.ssm_allowed_hosts:"), "{e}");
+        }
     }
 
     #[test]
