@@ -16,7 +16,6 @@ pub mod discovery;
 pub mod downstream;
 pub mod drain;
 pub mod metrics;
-mod musl_memcpy;
 pub mod passthrough;
 pub mod shared_socket;
 pub mod ssm;
