@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use pingora::listeners::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
@@ -55,6 +56,8 @@ pub struct ProxyConfig {
     pub downstream: DownstreamConfig,
     /// The upstream (ALB2) and how to find it.
     pub upstream: UpstreamConfig,
+    /// The user-space buffers of each client connection on `listen`.
+    pub listen_buffers: L4BufferSettings,
 }
 
 /// Limits on client (ALB1) connections, applied to every request on a connection.
@@ -138,6 +141,10 @@ struct RawProxy {
     request_header_timeout_secs: u64,
     /// `proxy.downstream_max_requests`: default 1000.
     downstream_max_requests: u32,
+    /// `proxy.listen_read_buffer_bytes`: default `null` (Pingora's, 64 KiB); 0 reads unbuffered.
+    listen_read_buffer_bytes: Option<usize>,
+    /// `proxy.listen_write_buffer_bytes`: default `null` (Pingora's, 1460); 0 writes unbuffered.
+    listen_write_buffer_bytes: Option<usize>,
     /// `proxy.upstream`: required.
     upstream: Option<RawUpstream>,
 }
@@ -151,6 +158,8 @@ impl Default for RawProxy {
             downstream_keepalive_secs: 75,
             request_header_timeout_secs: 10,
             downstream_max_requests: 1000,
+            listen_read_buffer_bytes: None,
+            listen_write_buffer_bytes: None,
             upstream: None,
         }
     }
@@ -330,6 +339,10 @@ impl ProxyConfig {
                 )?,
                 max_requests: raw.downstream_max_requests,
             },
+            listen_buffers: L4BufferSettings {
+                read: raw.listen_read_buffer_bytes,
+                write: raw.listen_write_buffer_bytes,
+            },
             upstream: UpstreamConfig {
                 source,
                 port: u.port,
@@ -457,6 +470,23 @@ proxy:
     }
 
     #[test]
+    fn listen_buffers_default_to_pingoras_and_are_read() {
+        let c = Config::parse(DESIGN).unwrap();
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::default());
+        let text = DESIGN.replace(
+            "  upstream:\n",
+            "  listen_read_buffer_bytes: 0\n  listen_write_buffer_bytes: 4096\n  upstream:\n",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::new(0, 4096));
+        let e = parse_err(&DESIGN.replace(
+            "  upstream:\n",
+            "  listen_read_buffer_bytes: -1\n  upstream:\n",
+        ));
+        assert!(e.contains("listen_read_buffer_bytes"), "{e}");
+    }
+
+    #[test]
     fn startup_timeout_has_the_old_name_as_an_alias() {
         let with =
             |line: &str| DESIGN.replace("    port: 80\n", &format!("    port: 80\n{line}\n"));
@@ -489,6 +519,8 @@ proxy:
         assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
         assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));
         assert_eq!(c.proxy.downstream.max_requests, 1000);
+        // Client connections read without Pingora's 64 KiB buffer; writes keep theirs.
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::default().read(0));
         // A reload's old process waits for ALB1's kept connections (ALB1's idle
         // timeout is 60 s, ours 75 s): the grace period outlasts both, and the
         // unit's stop timeout outlasts the grace period and the runtimes' stop.
