@@ -204,6 +204,7 @@ write_proxy_config() {
       -e "s|^\(  listen:\).*|\1 \"127.0.0.1:$PROXY_PORT\"|" \
       -e "s|^\(  admin_listen:\).*|\1 \"127.0.0.1:$PROXY_ADMIN_PORT\"|" \
       -e "s|^\(    ssm_parameter:\).*|\1 $SSM_PARAMETER|" \
+      -e "s|^\(    ssm_allowed_hosts:\).*|\1 [\"127.0.0.1\"]|" \
       -e "s|^\(    port:\).*|\1 $BACKEND_PORT|" \
       -e "s|^\(    dns_refresh_secs:\).*|\1 2|" \
       "$ROOT/systemd/proxy.yaml" >"$RUN/proxy.yaml"

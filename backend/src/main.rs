@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use planb_alloc::MiMalloc;
+use mimalloc::MiMalloc;
 use planb_backend::config::{usage, Config};
 use planb_backend::{logging, server};
 

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { PlanBConfig } from './config';
 import { AccessLogs } from './constructs/access-logs';
+import { AwsEndpoints } from './constructs/aws-endpoints';
 import { Auth } from './constructs/auth';
 import { BackendService } from './constructs/backend-service';
 import { GitHubDeploy } from './constructs/github-deploy';
@@ -75,6 +76,7 @@ export class PlanBStack extends Stack {
       metricDetail: config.metricDetail,
     });
     backend.allowFrom(proxies.autoScalingGroup);
+    new AwsEndpoints(this, 'AwsEndpoints', { vpc }).allowFrom(proxies.autoScalingGroup);
 
     const edge = publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
     proxies.signalWhenHealthyIn(edge);

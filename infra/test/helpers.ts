@@ -83,6 +83,7 @@ export interface Rule {
 function peerOf(rule: Record<string, any>, sgKey: string): string {
   if (rule.CidrIp) return rule.CidrIp;
   if (rule.CidrIpv6) return rule.CidrIpv6;
+  if (rule.DestinationPrefixListId) return `prefix-list:${JSON.stringify(rule.DestinationPrefixListId)}`;
   const sg = rule[sgKey];
   if (sg && sg['Fn::GetAtt']) return `sg:${sg['Fn::GetAtt'][0]}`;
   return JSON.stringify(rule);

@@ -27,6 +27,7 @@ const EXPECTED = [
   'AwsSolutions-AS3',
   'AwsSolutions-EC23',
   'AwsSolutions-ECS2',
+  'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
   'AwsSolutions-IAM5[Resource::*]',
   'AwsSolutions-S1',
   'AwsSolutions-SMG4',

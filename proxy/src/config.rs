@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use pingora::listeners::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
-use crate::upstream::{split_host_port, valid_host};
+use crate::upstream::{split_host_port, valid_host, HostPatterns};
 
 /// Where the configuration file lives on the EC2 hosts.
 pub const DEFAULT_PATH: &str = "/etc/planb-proxy/proxy.yaml";
@@ -55,6 +56,8 @@ pub struct ProxyConfig {
     pub downstream: DownstreamConfig,
     /// The upstream (ALB2) and how to find it.
     pub upstream: UpstreamConfig,
+    /// The user-space buffers of each client connection on `listen`.
+    pub listen_buffers: L4BufferSettings,
 }
 
 /// Limits on client (ALB1) connections, applied to every request on a connection.
@@ -79,6 +82,8 @@ pub enum Source {
     Ssm {
         /// The parameter's name (`proxy.upstream.ssm_parameter`).
         parameter: String,
+        /// The hosts its value may name (`proxy.upstream.ssm_allowed_hosts`).
+        allowed_hosts: HostPatterns,
     },
     /// A fixed `host:port` (local stacks, benchmarks): no SSM call.
     Fixed {
@@ -136,6 +141,10 @@ struct RawProxy {
     request_header_timeout_secs: u64,
     /// `proxy.downstream_max_requests`: default 1000.
     downstream_max_requests: u32,
+    /// `proxy.listen_read_buffer_bytes`: default `null` (Pingora's, 64 KiB); 0 reads unbuffered.
+    listen_read_buffer_bytes: Option<usize>,
+    /// `proxy.listen_write_buffer_bytes`: default `null` (Pingora's, 1460); 0 writes unbuffered.
+    listen_write_buffer_bytes: Option<usize>,
     /// `proxy.upstream`: required.
     upstream: Option<RawUpstream>,
 }
@@ -149,6 +158,8 @@ impl Default for RawProxy {
             downstream_keepalive_secs: 75,
             request_header_timeout_secs: 10,
             downstream_max_requests: 1000,
+            listen_read_buffer_bytes: None,
+            listen_write_buffer_bytes: None,
             upstream: None,
         }
     }
@@ -160,6 +171,8 @@ impl Default for RawProxy {
 struct RawUpstream {
     /// `proxy.upstream.ssm_parameter`: no default (this or `address`).
     ssm_parameter: Option<String>,
+    /// `proxy.upstream.ssm_allowed_hosts`: default ALB2's form of name only.
+    ssm_allowed_hosts: Option<Vec<String>>,
     /// `proxy.upstream.ssm_refresh_secs`: default 300.
     ssm_refresh_secs: u64,
     /// `proxy.upstream.startup_timeout_secs` (alias `ssm_startup_timeout_secs`): default 30.
@@ -187,6 +200,7 @@ impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
             ssm_parameter: None,
+            ssm_allowed_hosts: None,
             ssm_refresh_secs: 300,
             startup_timeout_secs: 30,
             address: None,
@@ -277,7 +291,16 @@ impl ProxyConfig {
                         "proxy.upstream.ssm_parameter: not a parameter name: {p:?}"
                     ));
                 }
-                Source::Ssm { parameter: p }
+                let allowed_hosts = match u.ssm_allowed_hosts {
+                    Some(list) => HostPatterns::new(&list).map_err(|e| {
+                        ConfigError(format!("proxy.upstream.ssm_allowed_hosts: {e}"))
+                    })?,
+                    None => HostPatterns::default(),
+                };
+                Source::Ssm {
+                    parameter: p,
+                    allowed_hosts,
+                }
             }
             (None, Some(a)) => match split_host_port(a.trim()) {
                 Some((host, port)) if valid_host(&host) => Source::Fixed { host, port },
@@ -315,6 +338,10 @@ impl ProxyConfig {
                     raw.request_header_timeout_secs,
                 )?,
                 max_requests: raw.downstream_max_requests,
+            },
+            listen_buffers: L4BufferSettings {
+                read: raw.listen_read_buffer_bytes,
+                write: raw.listen_write_buffer_bytes,
             },
             upstream: UpstreamConfig {
                 source,
@@ -381,7 +408,8 @@ proxy:
         assert_eq!(
             u.source,
             Source::Ssm {
-                parameter: "/planb/alb2/dns-name".into()
+                parameter: "/planb/alb2/dns-name".into(),
+                allowed_hosts: HostPatterns::default(),
             }
         );
         assert_eq!(u.port, 80);
@@ -442,6 +470,23 @@ proxy:
     }
 
     #[test]
+    fn listen_buffers_default_to_pingoras_and_are_read() {
+        let c = Config::parse(DESIGN).unwrap();
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::default());
+        let text = DESIGN.replace(
+            "  upstream:\n",
+            "  listen_read_buffer_bytes: 0\n  listen_write_buffer_bytes: 4096\n  upstream:\n",
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::new(0, 4096));
+        let e = parse_err(&DESIGN.replace(
+            "  upstream:\n",
+            "  listen_read_buffer_bytes: -1\n  upstream:\n",
+        ));
+        assert!(e.contains("listen_read_buffer_bytes"), "{e}");
+    }
+
+    #[test]
     fn startup_timeout_has_the_old_name_as_an_alias() {
         let with =
             |line: &str| DESIGN.replace("    port: 80\n", &format!("    port: 80\n{line}\n"));
@@ -459,7 +504,14 @@ proxy:
     fn the_shipped_systemd_config_parses() {
         let text = include_str!("../../systemd/proxy.yaml");
         let c = Config::parse(text).unwrap();
-        assert!(matches!(c.proxy.upstream.source, Source::Ssm { .. }));
+        // Production keeps the strict allow list: ALB2's form of name only.
+        assert_eq!(
+            c.proxy.upstream.source,
+            Source::Ssm {
+                parameter: "/planb/alb2/dns-name".into(),
+                allowed_hosts: HostPatterns::default(),
+            }
+        );
         assert!(c.server.daemon_wait_for_ready);
         // The upstream timeouts on tokio's per-runtime timer.
         assert_eq!(c.server.fast_timeout_to_tokio_threshold_seconds, Some(0));
@@ -467,6 +519,8 @@ proxy:
         assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
         assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));
         assert_eq!(c.proxy.downstream.max_requests, 1000);
+        // Client connections read without Pingora's 64 KiB buffer; writes keep theirs.
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::default().read(0));
         // A reload's old process waits for ALB1's kept connections (ALB1's idle
         // timeout is 60 s, ours 75 s): the grace period outlasts both, and the
         // unit's stop timeout outlasts the grace period and the runtimes' stop.
@@ -480,6 +534,26 @@ proxy:
             .expect("TimeoutStopSec= in seconds");
         let runtimes = c.server.graceful_shutdown_timeout_seconds.unwrap();
         assert!(stop > grace + runtimes, "TimeoutStopSec={stop}");
+    }
+
+    #[test]
+    fn ssm_allowed_hosts_widens_the_default_and_is_checked() {
+        let with = |line: &str| {
+            DESIGN.replace(
+                "    ssm_refresh_secs: 300\n",
+                &format!("    ssm_refresh_secs: 300\n{line}\n"),
+            )
+        };
+        let c = Config::parse(&with("    ssm_allowed_hosts: [\"127.0.0.1\"]")).unwrap();
+        let Source::Ssm { allowed_hosts, .. } = c.proxy.upstream.source else {
+            panic!("not SSM")
+        };
+        assert!(allowed_hosts.admits("127.0.0.1"));
+        assert!(!allowed_hosts.admits("internal-x-1.us-east-1.elb.amazonaws.com"));
+        for bad in ["[]", "[\"a*b*\"]", "[\"http://x\"]"] {
+            let e = parse_err(&with(&format!("    ssm_allowed_hosts: {bad}")));
+            assert!(e.starts_with("proxy.upstream.ssm_allowed_hosts:"), "{e}");
+        }
     }
 
     #[test]

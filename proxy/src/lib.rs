@@ -16,7 +16,6 @@ pub mod discovery;
 pub mod downstream;
 pub mod drain;
 pub mod metrics;
-mod musl_memcpy;
 pub mod passthrough;
 pub mod shared_socket;
 pub mod ssm;
@@ -29,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{Backends, LoadBalancer};
+use pingora::listeners::ListenerConfig;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -130,7 +130,8 @@ pub fn build_server(opt: Opt, config: Config) -> Server {
         );
         proxy_service.threads = Some(1);
         let address = config.listen.to_string();
-        proxy_service.add_tcp(&address);
+        proxy_service
+            .add_listener(ListenerConfig::tcp(address.clone()).l4_buffer(config.listen_buffers));
         let service = shared_socket::SharedSocket {
             inner: proxy_service,
             address,

@@ -10,7 +10,7 @@ use pingora::server::RunArgs;
 use planb_proxy::config::{self, Config};
 
 #[global_allocator]
-static ALLOC: planb_alloc::MiMalloc = planb_alloc::MiMalloc;
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The Plan B passthrough proxy (Pingora): forwards every request unchanged to
 /// ALB2, whose DNS name it reads from SSM Parameter Store and keeps resolving.

@@ -10,7 +10,13 @@
 //! both `Content-Length` and `Transfer-Encoding` is forwarded chunked without
 //! `Content-Length` and the client connection is closed after it (RFC 9112 6.1).
 //!
-//! One exception to that policy is ours: a header named in `Connection` is
+//! Pingora reads a body by the one value of a `Content-Length` list
+//! (`5, 5`, or the same value in repeated fields) and answers 400 when the
+//! values differ (RFC 9110 8.6), but forwards the list as it came; we send
+//! the one value instead, so what frames the body upstream does not depend on
+//! how the server behind reads a list.
+//!
+//! One other exception to that policy is ours: a header named in `Connection` is
 //! dropped as hop-by-hop, but `x-amzn-oidc-*` and `Authorization` are the
 //! backend's only evidence of who signed in, so they are always forwarded.
 //! (A `Connection` naming `Host` or `X-Forwarded-*` Pingora answers with 400.)
@@ -194,6 +200,29 @@ fn restore_identity_headers(original: &RequestHeader, req: &mut RequestHeader) -
     Ok(())
 }
 
+/// A `Content-Length` sent as a list (`5, 5`) or repeated becomes one field
+/// with its one value. Pingora has already refused (400) a list whose values
+/// differ or do not parse, and dropped `Content-Length` next to
+/// `Transfer-Encoding`, so the first value is every value.
+fn collapse_content_length(req: &mut RequestHeader) -> Result<()> {
+    let mut values = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let one = first
+        .as_bytes()
+        .split(|&b| b == b',')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let one = http::HeaderValue::from_bytes(one)
+        .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid Content-Length"))?;
+    req.insert_header(http::header::CONTENT_LENGTH, one)
+}
+
 /// Header names looked up on every request, made once: a `&str` name is
 /// parsed on each lookup.
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
@@ -289,8 +318,10 @@ impl ProxyHttp for Passthrough {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        let req = session.req_header_mut();
+        collapse_content_length(req)?;
         if let Some(ip) = client {
-            append_forwarded_for(session.req_header_mut(), ip)?;
+            append_forwarded_for(req, ip)?;
         }
         Ok(false)
     }

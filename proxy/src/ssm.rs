@@ -1,7 +1,7 @@
 //! The upstream's name from SSM Parameter Store: read at start with bounded
 //! retries, then re-read every `ssm_refresh_secs` so a replaced ALB2 is
-//! followed without a restart (a failed re-read, or a value that is not a
-//! host, keeps the current name).
+//! followed without a restart (a failed re-read, or a value that is not an
+//! allowed host on the configured port, keeps the current name).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_ssm::error::DisplayErrorContext;
 
 use crate::metrics::Metrics;
-use crate::upstream::{SharedTarget, Target};
+use crate::upstream::{HostPatterns, SharedTarget, Target};
 
 /// One SSM client with short timeouts: the SDK's own retries stay on, our loop
 /// bounds the total.
@@ -81,10 +81,11 @@ pub async fn read_at_startup(name: &str, budget: Duration) -> Result<String, Str
 
 /// Re-reads the parameter every `every`, forever: a new value replaces the
 /// target (discovery resolves it on its next run); a failed read, or a value
-/// that is not a host name or an IP address, keeps it.
+/// that `allowed` refuses (see [`Target::from_ssm_value`]), keeps it.
 pub async fn refresh(
     parameter: &str,
-    default_port: u16,
+    port: u16,
+    allowed: &HostPatterns,
     every: Duration,
     target: &SharedTarget,
     metrics: &Metrics,
@@ -94,7 +95,7 @@ pub async fn refresh(
     loop {
         tokio::time::sleep(every).await;
         match get(&client, parameter).await {
-            Ok(value) => match Target::from_value(&value, default_port) {
+            Ok(value) => match Target::from_ssm_value(&value, port, allowed) {
                 Ok(new) => {
                     if **target.load() != new {
                         tracing::info!(parameter, upstream = %new, "upstream name changed");

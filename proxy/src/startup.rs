@@ -40,9 +40,12 @@ impl Startup {
     async fn prepare(&self) -> Result<(), String> {
         let u = &self.upstream;
         let target = match &u.source {
-            Source::Ssm { parameter } => {
+            Source::Ssm {
+                parameter,
+                allowed_hosts,
+            } => {
                 let value = ssm::read_at_startup(parameter, u.startup_timeout).await?;
-                let t = Target::from_value(&value, u.port)
+                let t = Target::from_ssm_value(&value, u.port, allowed_hosts)
                     .map_err(|e| format!("SSM parameter {parameter}: {e}"))?;
                 tracing::info!(parameter = %parameter, upstream = %t, "upstream name read from SSM");
                 t
@@ -118,10 +121,15 @@ impl BackgroundService for Startup {
         }
         ready.notify_ready();
         // The service runtime stops at shutdown; the loop needs no exit of its own.
-        if let Source::Ssm { parameter } = &self.upstream.source {
+        if let Source::Ssm {
+            parameter,
+            allowed_hosts,
+        } = &self.upstream.source
+        {
             ssm::refresh(
                 parameter,
                 self.upstream.port,
+                allowed_hosts,
                 self.upstream.ssm_refresh,
                 &self.target,
                 &self.metrics,

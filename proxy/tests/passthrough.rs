@@ -231,6 +231,57 @@ fn hop_by_hop_fields_are_not_forwarded_and_cl_with_te_is_reframed() {
 }
 
 #[test]
+fn content_length_lists_are_collapsed_or_refused() {
+    let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
+    let (conf, _proxy) = proxy_to(&up, "cl-list", "");
+
+    // One value as a list, or the same value repeated: forwarded as one field
+    // with that value, the body framed by it. The next request on the same
+    // connection is read where that body ends, so nothing desyncs.
+    for fields in [
+        "Content-Length: 5, 5\r\n",
+        "Content-Length: 5,5\r\n",
+        "Content-Length: 5\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 5, 5\r\n",
+    ] {
+        let mut s = TcpStream::connect(conf.listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let raw = format!("POST /cl HTTP/1.1\r\nHost: h\r\n{fields}\r\nhello");
+        s.write_all(raw.as_bytes()).unwrap();
+        let r = read_response(&mut s).unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "{fields:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.upstream_values("content-length"), ["5"], "{fields:?}");
+        assert_eq!(r.json()["body_len"], 5, "{fields:?}");
+        s.write_all(b"GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let next = read_response(&mut s).unwrap();
+        assert_eq!(next.status, 200, "{fields:?}");
+        assert_eq!(next.json()["target"], "/next", "{fields:?}");
+    }
+
+    // Differing values: 400 from the proxy, nothing sent upstream.
+    for fields in [
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 5\r\nContent-Length: 5, 6\r\n",
+    ] {
+        let raw = format!("POST /cl HTTP/1.1\r\nHost: h\r\n{fields}\r\nhello+");
+        let r = send_raw(conf.listen, raw.as_bytes()).unwrap();
+        assert_eq!(r.status, 400, "{fields:?}");
+        assert_eq!(
+            r.header("x-upstream"),
+            None,
+            "{fields:?} reached the upstream"
+        );
+    }
+}
+
+#[test]
 fn identity_headers_named_by_connection_are_still_forwarded() {
     let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
     let (conf, _proxy) = proxy_to(&up, "nominated", "");

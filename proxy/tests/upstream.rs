@@ -81,7 +81,7 @@ fn the_upstream_comes_from_ssm_and_a_new_value_is_followed() {
 
     let conf = ProxyConf::new(
         "ssm",
-        &format!("ssm_parameter: /planb/test/alb2-dns-name\nport: {port}\nssm_refresh_secs: 1\ndns_refresh_secs: 1"),
+        &format!("ssm_parameter: /planb/test/alb2-dns-name\nssm_allowed_hosts: [\"127.0.0.*\"]\nport: {port}\nssm_refresh_secs: 1\ndns_refresh_secs: 1"),
     );
     let env = aws_env(&moto);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -182,7 +182,7 @@ fn an_ssm_value_that_is_no_host_at_a_refresh_is_refused_and_the_name_kept() {
     moto.put_parameter(name, "127.0.0.2");
     let conf = ProxyConf::new(
         "ssmrefresh",
-        &format!("ssm_parameter: {name}\nport: {port}\nssm_refresh_secs: 1\ndns_refresh_secs: 1"),
+        &format!("ssm_parameter: {name}\nssm_allowed_hosts: [\"127.0.0.2\", \"127.0.0.3\"]\nport: {port}\nssm_refresh_secs: 1\ndns_refresh_secs: 1"),
     );
     let env = aws_env(&moto);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -213,6 +213,20 @@ fn an_ssm_value_that_is_no_host_at_a_refresh_is_refused_and_the_name_kept() {
         "{m}"
     );
 
+    // A host off the allow list is refused the same way, even one that serves.
+    let _four = Upstream::start(format!("127.0.0.4:{port}").parse().unwrap(), "four");
+    moto.put_parameter(name, "127.0.0.4");
+    assert!(
+        eventually(Duration::from_secs(10), || conf.log_text().lines().any(
+            |l| l.contains("127.0.0.4") && l.contains("is not an allowed upstream")
+        )),
+        "the host off the allow list was not refused:\n{}",
+        conf.log_text()
+    );
+    for _ in 0..3 {
+        assert_eq!(who(conf.listen), "two");
+    }
+
     // A good value after the bad one is followed as usual.
     moto.put_parameter(name, "127.0.0.3");
     assert!(
@@ -220,6 +234,32 @@ fn an_ssm_value_that_is_no_host_at_a_refresh_is_refused_and_the_name_kept() {
         "the good value after a bad one was not followed:\n{}",
         conf.log_text()
     );
+}
+
+#[test]
+fn an_ssm_value_off_the_allow_list_is_one_clear_line_at_start() {
+    let moto = testkit::Moto::start();
+    // A live upstream: what refuses it is the default allow list (ALB2's form of name).
+    let up = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = up.local_addr().unwrap().port();
+    let _two = Upstream::serve(up, "two");
+    moto.put_parameter("/planb/test/alb2-elsewhere", "127.0.0.2");
+    let conf = ProxyConf::new(
+        "ssmoff",
+        &format!(
+            "ssm_parameter: /planb/test/alb2-elsewhere\nport: {port}\nstartup_timeout_secs: 10"
+        ),
+    );
+    conf.write();
+    let (status, stderr) = run_to_exit(&conf, &aws_env(&moto));
+    assert!(!status.success(), "exited 0:\n{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("planb-proxy: SSM parameter /planb/test/alb2-elsewhere: \"127.0.0.2\" is not an allowed upstream"),
+        "{stderr}"
+    );
+    assert!(last.contains("internal-*.elb.amazonaws.com"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -342,12 +342,11 @@ export class ProxyFleet extends Construct {
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
-      description: 'planb-proxy instances: proxy port from ALB1 only; out to ALB2 and HTTPS',
+      description: 'planb-proxy instances: proxy port from ALB1 only; out to ALB2 and the AWS endpoints',
+      // Out only where the stack opens it: ALB2 (BackendService.allowFrom) and HTTPS to the AWS
+      // API endpoints and S3 (AwsEndpoints.allowFrom); no route to anywhere else.
       allowAllOutbound: false,
     });
-    // SSM (parameter, Session Manager), S3 (the binary, via the gateway endpoint) and the OS package
-    // repositories are HTTPS endpoints on AWS's public ranges.
-    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to AWS endpoints');
 
     const userData = ec2.UserData.forLinux();
     const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
