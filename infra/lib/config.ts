@@ -44,7 +44,8 @@ export interface HostedZoneRef {
  * How much the stack runs when idle: `standard` (the default: two of everything that can fail
  * alone, every metric dimension, every WAF verdict logged) or `small` (a team's dev account: one
  * proxy on standard CPU credits, one backend task, fewer metric dimensions, WAF logging only what
- * it blocks or counts). infra/README.md's cost table gives both floors.
+ * it blocks or counts, the proxies' AWS API calls through NAT instead of interface endpoints).
+ * infra/README.md's cost table gives both floors.
  */
 export type Profile = 'standard' | 'small';
 
@@ -58,6 +59,12 @@ export interface PlanBConfig {
   readonly metricDetail: MetricDetail;
   /** WAF verdicts written to its log group: every request's, or only those it blocked or counted. */
   readonly wafLoggedVerdicts: 'all' | 'blockAndCount';
+  /**
+   * How the proxies reach AWS's APIs: `endpoints` (interface endpoints in the VPC; their HTTPS
+   * goes nowhere else) or `nat` (through the NAT gateway to anywhere on 443, without the
+   * endpoints' hourly charge).
+   */
+  readonly proxyAwsAccess: 'endpoints' | 'nat';
   readonly region: string;
   readonly certificate: CertificateSource;
   /**
@@ -318,6 +325,7 @@ export function readConfig(node: Node): PlanBConfig {
     proxyCpuCredits: small ? 'standard' : 'unlimited',
     metricDetail: small ? 'reduced' : 'full',
     wafLoggedVerdicts: small ? 'blockAndCount' : 'all',
+    proxyAwsAccess: small ? 'nat' : 'endpoints',
     region,
     certificate: cert,
     cognitoDomainPrefix: cognitoDomainPrefix(node),

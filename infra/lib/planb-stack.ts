@@ -76,7 +76,11 @@ export class PlanBStack extends Stack {
       metricDetail: config.metricDetail,
     });
     backend.allowFrom(proxies.autoScalingGroup);
-    new AwsEndpoints(this, 'AwsEndpoints', { vpc }).allowFrom(proxies.autoScalingGroup);
+    if (config.proxyAwsAccess === 'endpoints') {
+      new AwsEndpoints(this, 'AwsEndpoints', { vpc }).allowFrom(proxies.autoScalingGroup);
+    } else {
+      proxies.allowHttpsAnywhere();
+    }
 
     const edge = publicAlb.forwardAuthenticated({ auth, targets: proxies.autoScalingGroup, targetPort: proxies.port });
     proxies.signalWhenHealthyIn(edge);

@@ -1,5 +1,5 @@
 import { BLOCK_AND_COUNT_ONLY } from '../lib/constructs/web-acl';
-import { logicalId, proxyUserData, synth, Synthesized } from './helpers';
+import { egressOf, logicalId, proxyUserData, synth, Synthesized } from './helpers';
 
 type Declaration = { metric_selectors: string[]; dimensions: string[][] };
 
@@ -88,6 +88,18 @@ describe('the small profile against the standard one', () => {
     expect(reducedText).not.toMatch(/route|\bop\b|,op|reused|keepalive_closes_total\{job,reason\}/);
     // What the alarms read stays: verification failures by reason, SSM refresh failures.
     expect(all(reduced)).toEqual(expect.arrayContaining(['planb_verification_failures_total{job,reason}', 'planb_proxy_ssm_refresh_failures_total{job}']));
+  });
+
+  test('the proxies reach AWS through interface endpoints, or through NAT on 443 in the small profile', () => {
+    const endpoints = (s: Synthesized) =>
+      Object.values(s.template.findResources('AWS::EC2::VPCEndpoint')).filter((e) => e.Properties.VpcEndpointType === 'Interface').length;
+    const proxyEgress = (s: Synthesized) => egressOf(s.template, logicalId(s.stack, 'ProxyFleet/SecurityGroup'));
+    expect(endpoints(standard)).toBe(6);
+    expect(proxyEgress(standard)).not.toContainEqual({ ports: 'tcp/443-443', peer: '0.0.0.0/0' });
+    expect(endpoints(small)).toBe(0);
+    expect(proxyEgress(small)).toContainEqual({ ports: 'tcp/443-443', peer: '0.0.0.0/0' });
+    // Port 80 still goes to ALB2 alone.
+    expect(proxyEgress(small).filter((r) => r.ports === 'tcp/80-80')).toEqual(proxyEgress(standard).filter((r) => r.ports === 'tcp/80-80'));
   });
 
   test('the dashboard graphs only dimensions the small profile publishes', () => {

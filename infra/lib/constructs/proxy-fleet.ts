@@ -467,6 +467,18 @@ export class ProxyFleet extends Construct {
   }
 
   /**
+   * Opens HTTPS to anywhere, for a stack without the AWS API endpoints (the small profile): the
+   * proxies then reach SSM, Logs, ELB, CloudFormation and the dnf repositories through the NAT
+   * gateway. The upstream stays pinned: port 80 goes only to ALB2, and the proxy refuses an SSM
+   * value that is not an internal ALB's name on that port.
+   */
+  public allowHttpsAnywhere(): void {
+    for (const sg of this.autoScalingGroup.connections.securityGroups) {
+      sg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to the AWS APIs through NAT');
+    }
+  }
+
+  /**
    * Makes each instance signal CloudFormation only once ALB1 reports it healthy in `targetGroup`,
    * so a rolling update moves on when ALB1 really sends traffic to the new instance; and creates
    * the group only after `listener`, whose rules forward to the target group: before that ALB1
