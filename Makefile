@@ -20,7 +20,7 @@ PROXY_RUN := $(if $(filter $(ARCH),$(shell uname -m)),,qemu-$(ARCH)-static)
 # the log on), for a slower build (x86_64 from cold: 14 min against ~6 on 2 cores).
 SHIP_PROFILE := CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-.PHONY: help venv build release proxy-release proxy-test-asset lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint test-bootstrap
+.PHONY: help venv build release proxy-release proxy-test-asset lint test test-rust test-infra test-docker test-systemd test-musl test-actionlint test-bootstrap test-verifier-outside
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -96,10 +96,13 @@ test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their sc
 	bash -n scripts/smoke.sh
 	$(VENV)/bin/shellcheck scripts/smoke.sh
 
+test-verifier-outside: venv ## cognito-verifier as a team uses it: a crate outside the workspace guards axum routes with real tokens from moto's Cognito
+	scripts/check-verifier-outside.sh
+
 test-systemd: ## systemd-analyze verify and security (exposure at most 2.0) on the proxy's unit
 	scripts/check-systemd.sh
 
-test: lint test-rust test-e2e test-browser test-systemd test-docker test-actionlint bench-lint test-infra test-musl test-bootstrap ## every test and gate (what CI runs)
+test: lint test-rust test-verifier-outside test-e2e test-browser test-systemd test-docker test-actionlint bench-lint test-infra test-musl test-bootstrap ## every test and gate (what CI runs)
 
 # --- the local stack (scripts/stack.sh): moto + planb-backend + planb-proxy + the ALB1 stand-in on loopback ---
 .PHONY: demo up down loadtest test-e2e test-browser

@@ -5,7 +5,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+
+use cognito_verifier::VerifierConfig;
 
 /// The README whose configuration table `--help` prints: one source for the variables.
 const README: &str = include_str!("../README.md");
@@ -57,45 +58,18 @@ pub enum LogFormat {
     Text,
 }
 
-/// The optional check of the ALB's `x-amzn-oidc-data` (rule 8).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlbConfig {
-    /// The load balancer that must have signed the data token.
-    pub arn: String,
-    /// Base URL of the ALB public keys; the key for `kid` is at `{base}/{kid}`.
-    pub key_url: String,
-    /// `ALB_KEY_MAX_AGE_SECS`: a kept key is fetched again once this old,
-    /// and dropped if its URL then answers 404.
-    pub key_max_age: Duration,
-}
-
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `COGNITO_USER_POOL_ID`.
-    pub pool_id: String,
+    /// The verifier's settings: the user pool and its clients, the ALB
+    /// check, the token cache, the leeway (`COGNITO_*`, `ALB_*`, `TOKEN_CACHE_*`, ...).
+    pub verifier: VerifierConfig,
     /// `COGNITO_REGION`.
     pub region: String,
-    /// `COGNITO_APP_CLIENT_ID`, split on commas.
-    pub client_ids: Vec<String>,
-    /// `https://cognito-idp.{region}.amazonaws.com/{pool}`: the only accepted `iss`.
-    pub issuer: String,
-    /// Where the JWKS is fetched from.
-    pub jwks_url: String,
-    /// `JWKS_MAX_AGE_SECS`: the key set is fetched again once this old.
-    pub jwks_max_age: Duration,
     /// `LISTEN_ADDR`.
     pub listen_addr: SocketAddr,
-    /// `ALB_ARN` and its key URL, when set.
-    pub alb: Option<AlbConfig>,
-    /// `TOKEN_CACHE_SIZE`; 0 disables the verified-token cache.
-    pub token_cache_size: u64,
-    /// `TOKEN_CACHE_BYTES`: the cache's memory budget (its weigher's estimate); 0 disables it.
-    pub token_cache_bytes: u64,
     /// `MAX_CONNECTIONS`: connections served at once; past it, accepting waits.
     pub max_connections: usize,
-    /// `JWT_LEEWAY_SECS`.
-    pub leeway: Duration,
     /// `ADMIN_GROUP`: the group `/api/admin` requires.
     pub admin_group: String,
     /// `PROFILE_SCOPE`: the scope `/api/profile` requires.
@@ -123,28 +97,12 @@ pub struct LogoutConfig {
     pub redirect_url: String,
 }
 
-/// A missing or malformed variable: `Display` is the one line `main` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable at fault.
-    pub var: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "planb-backend: {}: {}", self.var, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A missing or malformed variable, named: the verifier's error type, for
+/// the backend's own variables too (`main` prints it as one line).
+pub use cognito_verifier::ConfigError;
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        problem: problem.into(),
-    }
+    ConfigError::new(var, problem)
 }
 
 impl Config {
@@ -157,48 +115,13 @@ impl Config {
     /// An empty value counts as unset, as ECS task definitions often leave them.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let pool_id = required(&get, "COGNITO_USER_POOL_ID")?;
-        if !valid_pool_id(&pool_id) {
-            return Err(bad("COGNITO_USER_POOL_ID", "must look like REGION_xxxx"));
-        }
+        let verifier = VerifierConfig::from_lookup(get)?;
         let region = required(&get, "COGNITO_REGION")?;
-        if !valid_region(&region) {
-            return Err(bad(
-                "COGNITO_REGION",
-                "must be an AWS region such as eu-west-1",
-            ));
-        }
-        let client_ids = parse_client_ids(&required(&get, "COGNITO_APP_CLIENT_ID")?)?;
-        let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}");
-        let jwks_url = match get("COGNITO_JWKS_URL") {
-            Some(u) => http_url("COGNITO_JWKS_URL", u)?,
-            None => format!("{issuer}/.well-known/jwks.json"),
-        };
         let listen_addr = parse_var(&get, "LISTEN_ADDR", "0.0.0.0:8080", "must be host:port")?;
-        let alb = match get("ALB_ARN") {
-            Some(arn) => {
-                let max_age = positive_secs(&get, "ALB_KEY_MAX_AGE_SECS", "3600")?;
-                let key_max_age = Duration::from_secs(max_age);
-                Some(alb_config(arn, get("ALB_PUBLIC_KEY_URL"), key_max_age)?)
-            }
-            None => None,
-        };
-        let token_cache_size =
-            parse_var(&get, "TOKEN_CACHE_SIZE", "100000", "must be a whole number")?;
-        let token_cache_bytes = parse_var(
-            &get,
-            "TOKEN_CACHE_BYTES",
-            "33554432",
-            "must be a whole number of bytes",
-        )?;
         let max_connections: usize =
             parse_var(&get, "MAX_CONNECTIONS", "4096", "must be a whole number")?;
         if max_connections == 0 {
             return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
-        }
-        let leeway_secs: u64 = parse_var(&get, "JWT_LEEWAY_SECS", "0", "must be whole seconds")?;
-        if leeway_secs > 300 {
-            return Err(bad("JWT_LEEWAY_SECS", "must be at most 300"));
         }
         let log_format = match get("LOG_FORMAT").as_deref().unwrap_or("json") {
             "json" => LogFormat::Json,
@@ -224,20 +147,11 @@ impl Config {
             Some(raw) => parse_origins(&raw)?,
             None => Vec::new(),
         };
-        let jwks_max_age = positive_secs(&get, "JWKS_MAX_AGE_SECS", "3600")?;
         Ok(Config {
-            pool_id,
+            verifier,
             region,
-            client_ids,
-            issuer,
-            jwks_url,
-            jwks_max_age: Duration::from_secs(jwks_max_age),
             listen_addr,
-            alb,
-            token_cache_size,
-            token_cache_bytes,
             max_connections,
-            leeway: Duration::from_secs(leeway_secs),
             admin_group: get("ADMIN_GROUP").unwrap_or_else(|| "admins".into()),
             profile_scope: get("PROFILE_SCOPE")
                 .unwrap_or_else(|| "aws.cognito.signin.user.admin".into()),
@@ -269,39 +183,6 @@ fn parse_var<T: std::str::FromStr>(
     raw.trim()
         .parse()
         .map_err(|_| bad(var, format!("{problem}, got {raw:?}")))
-}
-
-/// `region_xxxx`: the region part and an id of letters and digits.
-fn valid_pool_id(pool: &str) -> bool {
-    match pool.split_once('_') {
-        Some((region, id)) => {
-            valid_region(region) && !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
-        }
-        None => false,
-    }
-}
-
-/// Lowercase letters, digits and dashes, e.g. `ap-northeast-1`; it ends up in URLs.
-fn valid_region(region: &str) -> bool {
-    region.len() <= 32
-        && region.contains('-')
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn parse_client_ids(raw: &str) -> Result<Vec<String>, ConfigError> {
-    let ids: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
-    if ids
-        .iter()
-        .any(|id| id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        return Err(bad(
-            "COGNITO_APP_CLIENT_ID",
-            "must be comma-separated app client ids (letters and digits)",
-        ));
-    }
-    Ok(ids)
 }
 
 /// `scheme://host[:port]` origins, comma separated, exactly as a browser sends `Origin`.
@@ -337,60 +218,6 @@ fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
     } else {
         Err(bad(var, "must be an http:// or https:// URL"))
     }
-}
-
-/// Validates `arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID`
-/// and derives the key URL from its region: the token never chooses where keys come from.
-fn alb_config(
-    arn: String,
-    key_url: Option<String>,
-    key_max_age: Duration,
-) -> Result<AlbConfig, ConfigError> {
-    let arn = arn.trim().to_string();
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ok = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[2] == "elasticloadbalancing"
-        && valid_region(parts[3])
-        && parts[4].len() == 12
-        && parts[4].chars().all(|c| c.is_ascii_digit())
-        && parts[5].starts_with("loadbalancer/app/");
-    if !ok {
-        return Err(bad(
-            "ALB_ARN",
-            "must be an application load balancer ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID)",
-        ));
-    }
-    let key_url = match key_url {
-        Some(u) => http_url("ALB_PUBLIC_KEY_URL", u)?,
-        None if parts[1] == "aws" => {
-            format!("https://public-keys.auth.elb.{}.amazonaws.com", parts[3])
-        }
-        None => {
-            return Err(bad(
-                "ALB_PUBLIC_KEY_URL",
-                "required when ALB_ARN is outside the aws partition",
-            ))
-        }
-    };
-    Ok(AlbConfig {
-        arn,
-        key_url,
-        key_max_age,
-    })
-}
-
-/// A whole number of seconds, at least 1.
-fn positive_secs(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: &str,
-) -> Result<u64, ConfigError> {
-    let secs: u64 = parse_var(get, var, default, "must be a whole number of seconds")?;
-    if secs == 0 {
-        return Err(bad(var, "must be at least 1"));
-    }
-    Ok(secs)
 }
 
 /// Shortest accepted `NOTES_CURSOR_KEY`: 32 characters, e.g. 16 random bytes in hex.
@@ -495,79 +322,39 @@ mod tests {
     fn defaults() {
         let c = with(&[]).unwrap();
         assert_eq!(
-            c.issuer,
+            c.verifier.user_pools()[0].issuer(),
             "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
         );
-        assert_eq!(c.jwks_url, format!("{}/.well-known/jwks.json", c.issuer));
-        assert_eq!(c.client_ids, ["client1", "client2"]);
+        assert_eq!(
+            c.verifier.user_pools()[0].client_ids(),
+            ["client1", "client2"]
+        );
         assert_eq!(c.listen_addr, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(c.token_cache_size, 100_000);
-        assert_eq!(c.token_cache_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.verifier.token_cache(), (100_000, 32 * 1024 * 1024));
         assert_eq!(c.max_connections, 4096);
-        assert_eq!(c.leeway, Duration::ZERO);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.admin_group, "admins");
         assert_eq!(c.profile_scope, "aws.cognito.signin.user.admin");
-        assert!(c.alb.is_none());
+        assert!(c.verifier.alb().is_none());
     }
 
     #[test]
-    fn each_missing_required_variable_is_named() {
-        for (var, _) in BASE {
-            let pairs: Vec<_> = BASE.iter().filter(|(k, _)| *k != var).copied().collect();
-            let err = lookup(&pairs).unwrap_err();
-            assert_eq!(err.var, var);
-            assert!(err.to_string().contains(var));
-            assert!(!err.to_string().contains('\n'));
-        }
-    }
-
-    #[test]
-    fn malformed_values_are_named() {
+    fn the_backends_own_and_the_verifiers_variables_are_named() {
+        // The verifier's own checks are its crate's tests; here, that they reach `main` named.
         for (var, val) in [
             ("LISTEN_ADDR", "nope"),
-            ("TOKEN_CACHE_SIZE", "-1"),
-            ("TOKEN_CACHE_SIZE", "lots"),
-            ("TOKEN_CACHE_BYTES", "32MiB"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "many"),
-            ("JWT_LEEWAY_SECS", "1h"),
             ("LOG_FORMAT", "xml"),
-            ("COGNITO_JWKS_URL", "file:///etc/passwd"),
-            ("ALB_ARN", "arn:aws:s3:::bucket"),
-            ("COGNITO_REGION", "EU WEST"),
-            ("COGNITO_USER_POOL_ID", "nounderscore"),
-            ("COGNITO_APP_CLIENT_ID", "a,,b"),
+            ("TOKEN_CACHE_SIZE", "lots"),
+            ("COGNITO_USER_POOL_ID", ""),
         ] {
             let mut pairs: Vec<_> = BASE.iter().filter(|(k, _)| *k != var).copied().collect();
             pairs.push((var, val));
-            assert_eq!(lookup(&pairs).unwrap_err().var, var, "{var}={val}");
-        }
-    }
-
-    #[test]
-    fn alb_key_url_comes_from_the_arn_region() {
-        let arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/planb/50dc6c495c0c9188";
-        let c = with(&[("ALB_ARN", arn)]).unwrap();
-        let alb = c.alb.unwrap();
-        assert_eq!(alb.arn, arn);
-        assert_eq!(
-            alb.key_url,
-            "https://public-keys.auth.elb.us-east-2.amazonaws.com"
-        );
-        let c = with(&[
-            ("ALB_ARN", arn),
-            ("ALB_PUBLIC_KEY_URL", "http://127.0.0.1:9/keys/"),
-        ])
-        .unwrap();
-        let alb = c.alb.unwrap();
-        assert_eq!(alb.key_url, "http://127.0.0.1:9/keys");
-        assert_eq!(alb.key_max_age, Duration::from_secs(3600));
-        let c = with(&[("ALB_ARN", arn), ("ALB_KEY_MAX_AGE_SECS", "60")]).unwrap();
-        assert_eq!(c.alb.unwrap().key_max_age, Duration::from_secs(60));
-        for bad in ["0", "-1", "1h"] {
-            let e = with(&[("ALB_ARN", arn), ("ALB_KEY_MAX_AGE_SECS", bad)]).unwrap_err();
-            assert_eq!(e.var, "ALB_KEY_MAX_AGE_SECS", "{bad}");
+            let err = lookup(&pairs).unwrap_err();
+            assert_eq!(err.var, var, "{var}={val}");
+            assert!(err.to_string().starts_with(&format!("{var}: ")));
+            assert!(!err.to_string().contains('\n'));
         }
     }
 
@@ -688,11 +475,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.jwks_url,
+            c.verifier.user_pools()[0].jwks_url(),
             "http://127.0.0.1:5000/pool/.well-known/jwks.json"
         );
         assert_eq!(c.log_format, LogFormat::Text);
-        assert_eq!(c.token_cache_size, 0);
+        assert_eq!(c.verifier.token_cache().0, 0);
     }
 
     fn read_notes(pairs: &[(&str, &str)]) -> Result<Option<NotesConfig>, ConfigError> {

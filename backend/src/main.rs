@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 
 /// Everything that can fail at start-up returns one line that names its cause.
 fn start() -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let config = Config::from_env().map_err(|e| format!("planb-backend: {e}"))?;
     logging::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,13 +50,13 @@ fn start() -> Result<(), String> {
                     config.listen_addr
                 )
             })?;
+        let pool = &config.verifier.user_pools()[0];
         tracing::info!(
             addr = %config.listen_addr,
-            issuer = %config.issuer,
-            jwks_url = %config.jwks_url,
-            alb_check = config.alb.is_some(),
-            token_cache_size = config.token_cache_size,
-            token_cache_bytes = config.token_cache_bytes,
+            issuer = %pool.issuer(),
+            jwks_url = %pool.jwks_url(),
+            alb_check = config.verifier.alb().is_some(),
+            token_cache = ?config.verifier.token_cache(),
             max_connections = config.max_connections,
             notes_table = config.notes.as_ref().map(|n| n.table.as_str()),
             "planb-backend listening"

@@ -54,8 +54,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let app = Arc::new(App::from_config(config)?);
-    let jwks = app.auth.jwks().clone();
-    let loader = tokio::spawn(async move { jwks.load().await });
+    let verifier = app.auth.clone();
+    let loader = tokio::spawn(async move { verifier.load_keys().await });
     let metrics = app.metrics.clone();
     serve(
         api::router(app),
@@ -179,8 +179,6 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::alb_keys::MAX_KEYS_BYTES;
-    use crate::auth::penalty::MAX_PENALISED_BYTES;
     use crate::config::Config;
 
     /// The ECS task's memory, and what the process needs besides connections
@@ -194,13 +192,16 @@ mod tests {
             "COGNITO_USER_POOL_ID" => Some("eu-west-1_AbC123".into()),
             "COGNITO_REGION" => Some("eu-west-1".into()),
             "COGNITO_APP_CLIENT_ID" => Some("client1".into()),
+            "ALB_ARN" => Some(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/planb/1"
+                    .into(),
+            ),
             _ => None,
         })
         .unwrap();
         let connections = c.max_connections as u64 * CONNECTION_WORST_CASE as u64;
-        // The access-token cache, the ALB data cache (same limits), two penalty
-        // boxes, the ALB keys waiting and kept.
-        let caches = 2 * c.token_cache_bytes + 2 * MAX_PENALISED_BYTES + MAX_KEYS_BYTES;
+        // The verifier's caches and queues, with the ALB check on (as deployed).
+        let caches = c.verifier.max_cache_bytes();
         let total = PROCESS_BASE + caches + connections;
         assert!(
             total <= TASK_MEMORY,

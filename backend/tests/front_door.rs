@@ -10,12 +10,10 @@ use std::sync::Arc;
 use axum::handler::Handler;
 use axum::routing::get as get_route;
 use axum::{Router, ServiceExt};
+use cognito_verifier::{AuthLayer, Caller, Verifier};
 use common::*;
 use planb_backend::api::{self, app::App};
-use planb_backend::auth::layer::{AuthLayer, Caller};
-use planb_backend::auth::Authenticator;
 use planb_backend::config::Config;
-use planb_backend::metrics::Metrics;
 use serde_json::{json, Value};
 
 fn bearer(token: &str) -> String {
@@ -303,7 +301,7 @@ async fn orders(Caller(who): Caller) -> axum::Json<Value> {
 async fn the_readme_example_route_is_one_line_in_the_table() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let app = Arc::new(App::from_config(&test_config(&jwks, &[])).unwrap());
-    app.auth.jwks().load().await;
+    app.auth.load_keys().await;
     let table = api::routes(&app).route(
         "/api/orders",
         get_route(orders.layer(app.verified().group("admins"))),
@@ -341,8 +339,8 @@ async fn the_readme_example_route_is_one_line_in_the_table() {
 async fn the_layer_guards_a_service_built_outside_the_binary() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let config = test_config(&jwks, &[]);
-    let auth = Arc::new(Authenticator::from_config(&config, Arc::new(Metrics::default())).unwrap());
-    auth.jwks().load().await;
+    let auth = Arc::new(Verifier::new(config.verifier).unwrap());
+    auth.load_keys().await;
     let service: Router = Router::new()
         .route(
             "/whoami",

@@ -189,7 +189,7 @@ describe("deploy.yml's paths filter", () => {
     // installs from systemd/, and the CDK app itself.
     const proxyInputs = files.filter(
       (f) =>
-        /^(alloc|proxy|systemd)\//.test(f) ||
+        /^(proxy|systemd)\//.test(f) ||
         ['Cargo.toml', 'Cargo.lock', 'rust-toolchain.toml', 'testkit/requirements.txt', 'Makefile'].includes(f),
     );
     const appInputs = files.filter((f) => /^infra\/(bin|lib|scripts|images)\//.test(f) || /^infra\/[^/]+\.json$/.test(f));

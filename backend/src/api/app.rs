@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::auth::Authenticator;
+use cognito_verifier::Verifier;
+
 use crate::config::{Config, LogoutConfig};
 use crate::metrics::Metrics;
 use crate::notes::Notes;
@@ -11,7 +12,7 @@ use crate::notes::Notes;
 /// The state every route handler gets.
 pub struct App {
     /// Verifies callers (and holds the pool's keys, for `/ready`).
-    pub auth: Arc<Authenticator>,
+    pub auth: Arc<Verifier>,
     /// The counters.
     pub metrics: Arc<Metrics>,
     /// The notes domain (`NOTES_TABLE`).
@@ -30,16 +31,18 @@ pub struct App {
 
 impl App {
     /// Wires the app for `config`. Nothing is fetched yet: load the keys with
-    /// `app.auth.jwks().load()` (as [`crate::server::run`] does).
+    /// `app.auth.load_keys()` (as [`crate::server::run`] does).
     pub fn from_config(config: &Config) -> Result<App, String> {
         let metrics = Arc::new(Metrics::default());
-        let auth = Arc::new(Authenticator::from_config(config, metrics.clone())?);
+        let auth = Verifier::with_registry(config.verifier.clone(), metrics.registry())
+            .map_err(|e| e.to_string())?;
+        let auth = Arc::new(auth);
         Ok(App {
             auth,
             notes: Notes::new(config.notes.as_ref(), metrics.clone())?,
             metrics,
             logout: config.logout.clone(),
-            logout_client_id: config.client_ids.first().cloned().unwrap_or_default(),
+            logout_client_id: config.verifier.user_pools()[0].client_ids()[0].clone(),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             admin_group: config.admin_group.clone(),
             profile_scope: config.profile_scope.clone(),

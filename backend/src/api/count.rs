@@ -8,8 +8,8 @@ use axum::response::Response;
 use hyper::StatusCode;
 use prometheus::IntCounter;
 
-use crate::error::ErrorCode;
 use crate::metrics::Metrics;
+use cognito_verifier::ErrorCode;
 
 /// The `route` label of requests no route matched.
 pub const UNMATCHED: &str = "other";
@@ -140,7 +140,7 @@ mod tests {
         t.record(&m, me, &answer(StatusCode::UNAUTHORIZED));
         t.record(&m, t.route_of("/api/notes/x"), &answer(StatusCode::OK));
         t.record(&m, None, &answer(StatusCode::NOT_FOUND));
-        let text = m.render(0);
+        let text = m.render();
         for line in [
             "planb_requests_total{route=\"/api/me\",status=\"200\"} 2\n",
             "planb_requests_total{route=\"/api/me\",status=\"401\"} 1\n",

@@ -3,8 +3,8 @@
 use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
 
-use crate::error::{json_error, Rejection};
 use crate::notes::NotesError;
+use cognito_verifier::{json_error, Rejection};
 
 /// A refused request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

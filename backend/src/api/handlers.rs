@@ -9,7 +9,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 
 use super::app::App;
 use super::error::ApiError;
-use crate::auth::layer::Caller;
+use cognito_verifier::Caller;
 
 /// A 200 with a JSON `body`. Built directly rather than from a
 /// `([(name, value)], body)` tuple: `/api/me` is the hot path, and the tuple's
@@ -28,7 +28,7 @@ pub async fn health() -> Response {
 
 /// `GET /ready`: 200 once the pool's keys are loaded.
 pub async fn ready(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    if app.auth.jwks().is_loaded() {
+    if app.auth.keys_loaded() {
         Ok(json(&b"{\"status\":\"ready\"}"[..]))
     } else {
         Err(ApiError::NotReady)
@@ -37,7 +37,7 @@ pub async fn ready(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 
 /// `GET /metrics`: every counter as Prometheus text.
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let text = app.metrics.render(app.auth.cached_tokens());
+    let text = app.metrics.render();
     (
         [(
             CONTENT_TYPE,
@@ -50,7 +50,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /api/me` (and `/api/profile`): the caller's identity, serialised when its token was verified.
 pub async fn me(Caller(who): Caller) -> Response {
-    json(who.me_body.clone())
+    json(who.json.clone())
 }
 
 /// `GET /api/admin`: the route's guard admitted only the admin group.

@@ -5,7 +5,7 @@
 //! [`front_door`]'s service around the router.
 //!
 //! Adding a protected endpoint is one line in [`routes`] plus a handler that
-//! takes the verified [`Caller`](crate::auth::layer::Caller); see
+//! takes the verified [`Caller`](cognito_verifier::Caller); see
 //! `backend/README.md` for the example the tests mount.
 //!
 //! - [`app`]: the shared state; [`handlers`]: health, ready, metrics, identity
@@ -27,8 +27,8 @@ use axum::handler::Handler;
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
 
-use crate::auth::layer::AuthLayer;
 use app::App;
+use cognito_verifier::AuthLayer;
 use count::RouteCounts;
 use error::ApiError;
 use front_door::FrontDoor;

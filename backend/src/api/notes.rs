@@ -19,10 +19,10 @@ use hyper::StatusCode;
 
 use super::app::App;
 use super::error::ApiError;
-use crate::auth::layer::Caller;
 use crate::notes::store::Note;
 use crate::notes::validate::{self, MAX_BODY_BYTES};
 use crate::notes::NotesError;
+use cognito_verifier::Caller;
 
 /// The scope a machine caller needs to read notes, as infra's resource server
 /// defines it (`infra/lib/constructs/auth.ts`).

@@ -8,9 +8,9 @@
 //! One table below declares each variant with its status, code and message,
 //! so the lists cannot drift apart.
 
+use axum::http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
-use hyper::StatusCode;
 use std::fmt;
 
 macro_rules! rejections {
@@ -68,7 +68,7 @@ rejections! {
     // --- rule 2: header ----------------------------------------------------
     /// The header has no `kid`.
     MissingKid = (UNAUTHORIZED, "missing_kid", "the token header has no kid"),
-    /// The header's `kid` is longer than [`crate::auth::jwt::MAX_KID_LEN`] bytes.
+    /// The header's `kid` is longer than 128 bytes.
     KidTooLong = (UNAUTHORIZED, "kid_too_long", "the token kid is longer than 128 bytes"),
     /// The header's `alg` is not exactly `RS256`, or it lists `crit` extensions.
     UnsupportedAlg = (UNAUTHORIZED, "unsupported_alg", "the token alg must be RS256"),

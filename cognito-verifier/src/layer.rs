@@ -2,28 +2,6 @@
 //! request (and applies the route's group or scope guards) before the inner
 //! service sees it, and hands the caller on as a request extension that axum
 //! handlers take with the [`Caller`] extractor.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use axum::{routing::get, Router};
-//! use planb_backend::auth::layer::{AuthLayer, Caller};
-//! use planb_backend::auth::Authenticator;
-//! use planb_backend::config::Config;
-//! use planb_backend::metrics::Metrics;
-//!
-//! # async fn example() -> Result<(), String> {
-//! let config = Config::from_env().map_err(|e| e.to_string())?;
-//! let auth = Arc::new(Authenticator::from_config(&config, Arc::new(Metrics::default()))?);
-//! tokio::spawn({ let jwks = auth.jwks().clone(); async move { jwks.load().await } });
-//! let app: Router = Router::new()
-//!     .route("/whoami", get(|Caller(who): Caller| async move { who.sub.to_string() }))
-//!     .route_layer(AuthLayer::new(auth.clone()))
-//!     .route(
-//!         "/reports",
-//!         get(|| async { "for admins" }).route_layer(AuthLayer::new(auth).group("admins")),
-//!     );
-//! # let _ = app; Ok(()) }
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,14 +10,15 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hyper::http::request::Parts;
-use hyper::{Request, StatusCode};
 use tower::{Layer, Service};
 
-use super::{Authenticator, CallerKind, Identity};
-use crate::error::{json_error, Rejection};
+use crate::identity::{CallerKind, Identity};
+use crate::rejection::{json_error, Rejection};
+use crate::verifier::Verifier;
 
 /// A requirement on the verified caller, declared on a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,13 +51,13 @@ impl Guard {
 /// JSON error responses of [`Rejection`].
 #[derive(Clone)]
 pub struct AuthLayer {
-    auth: Arc<Authenticator>,
+    auth: Arc<Verifier>,
     guards: Arc<[Guard]>,
 }
 
 impl AuthLayer {
     /// Any verified caller may pass.
-    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
+    pub fn new(auth: Arc<Verifier>) -> AuthLayer {
         AuthLayer {
             auth,
             guards: Arc::new([]),
@@ -111,16 +90,16 @@ impl AuthLayer {
     }
 
     /// The verified caller of a request with these headers, guards applied.
-    pub async fn admit(&self, headers: &hyper::HeaderMap) -> Result<Arc<Identity>, Rejection> {
+    pub async fn admit(&self, headers: &axum::http::HeaderMap) -> Result<Arc<Identity>, Rejection> {
         let who = self.auth.authenticate(headers).await?;
         self.guard(who)
     }
 
     /// [`Self::admit`] when the answer needs no waiting (see
-    /// [`Authenticator::authenticate_now`]).
+    /// [`Verifier::authenticate_now`]).
     pub fn admit_now(
         &self,
-        headers: &hyper::HeaderMap,
+        headers: &axum::http::HeaderMap,
     ) -> Option<Result<Arc<Identity>, Rejection>> {
         Some(
             self.auth
@@ -155,7 +134,7 @@ pub struct AuthService<S> {
 
 impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
 where
-    S: Service<Request<B>, Response = hyper::Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = axum::http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     B: Send + 'static,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -233,7 +212,7 @@ impl<F, E> AuthFuture<F, E> {
 
 impl<F, E, ResBody> Future for AuthFuture<F, E>
 where
-    F: Future<Output = Result<hyper::Response<ResBody>, E>>,
+    F: Future<Output = Result<axum::http::Response<ResBody>, E>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {

@@ -9,8 +9,8 @@
 use serde::Deserialize;
 use std::time::Duration;
 
-use super::jose::{decode_strict, json_object, non_null, present, split};
-use crate::error::Rejection;
+use crate::jose::{decode_strict, json_object, non_null, present, split};
+use crate::rejection::Rejection;
 
 /// Rule 1: tokens above this size are refused before any decoding.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -58,6 +58,7 @@ pub struct Claims {
     pub nbf: Option<f64>,
     /// Issued at, seconds since the epoch.
     #[serde(default, deserialize_with = "non_null")]
+    #[allow(dead_code)] // type-checked only
     pub iat: Option<f64>,
     /// Issuer.
     #[serde(default, deserialize_with = "non_null")]
@@ -76,6 +77,7 @@ pub struct Claims {
     pub scope: Option<String>,
     /// Token id.
     #[serde(default, deserialize_with = "non_null")]
+    #[allow(dead_code)] // type-checked only
     pub jti: Option<String>,
     /// The user's name.
     #[serde(default, deserialize_with = "non_null")]

@@ -1,114 +1,144 @@
 //! From a request's headers to a verified identity.
 //!
-//! [`Authenticator::authenticate`] finds the token ([`headers`]: one source,
-//! unambiguous), answers from the verified-token cache when it can, and
-//! otherwise runs the rules in order: shape and types ([`jwt::parse`]), key
-//! ([`jwks`]), signature, claims, then the ALB data check ([`alb`]) when the
-//! token came from ALB's OIDC session. The result is an [`Identity`].
-//! [`layer`] puts it in front of any tower service, and gives axum handlers
-//! the caller as an extractor.
+//! [`Verifier::authenticate`] finds the token (one source, unambiguous),
+//! answers from the verified-token cache when it can, and otherwise runs the
+//! rules in order: shape and types, the pool's key, signature, claims, then
+//! the ALB data check when the token came from ALB's OIDC session.
 
-pub mod alb;
-pub mod alb_keys;
-pub mod cache;
-pub mod fetch;
-pub mod headers;
-pub mod identity;
-pub mod jose;
-pub mod jwks;
-pub mod jwt;
-pub mod layer;
-pub mod penalty;
-
-use hyper::header::HeaderMap;
+use axum::http::HeaderMap;
+use prometheus::Registry;
+use std::fmt;
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::error::Rejection;
+use crate::alb::{AlbVerifier, Identities};
+use crate::alb_keys::{AlbKeys, KeyTiming};
+use crate::cache::{key_of, unix_now, TokenCache};
+use crate::config::VerifierConfig;
+use crate::fetch::Fetcher;
+use crate::headers::{
+    single_header, token_from, TokenSource, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER,
+};
+use crate::identity::{CallerKind, Identity};
+use crate::jwks::JwksCache;
+use crate::jwt::{self, Expected, MAX_TOKEN_LEN};
 use crate::metrics::Metrics;
-use alb::{AlbVerifier, Identities};
-use alb_keys::{AlbKeys, KeyTiming};
-use cache::{key_of, unix_now, CacheLimits, TokenCache};
-use fetch::Fetcher;
-use headers::{single_header, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER};
-pub use headers::{token_from, TokenSource};
-pub use identity::{CallerKind, Identity};
-use jwks::JwksCache;
-use jwt::{Expected, MAX_TOKEN_LEN};
+use crate::rejection::Rejection;
 
-/// Verifies callers: owns the JWKS, the token cache and the optional ALB check.
-pub struct Authenticator {
+/// Why a [`Verifier`] could not be set up.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The HTTP client for key fetches could not be built.
+    HttpClient(String),
+    /// The counters could not be registered (a name already taken in the registry).
+    Metrics(prometheus::Error),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::HttpClient(e) => write!(f, "key fetch HTTP client: {e}"),
+            SetupError::Metrics(e) => write!(f, "registering the verifier's metrics: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// One accepted user pool: what its tokens' claims must say, and its keys.
+struct Pool {
     expected: Expected,
-    jwks: Arc<JwksCache>,
+    jwks: JwksCache,
+}
+
+/// Verifies callers: owns each pool's keys, the verified-token cache and the
+/// optional ALB data check. Share it in an `Arc`.
+pub struct Verifier {
+    pools: Box<[Pool]>,
     cache: TokenCache<Identity>,
     alb: Option<AlbVerifier>,
     metrics: Arc<Metrics>,
 }
 
-impl Authenticator {
-    /// Everything `config` asks for, with its own HTTP client and key cache.
-    /// Nothing is fetched yet: call [`JwksCache::load`] on [`Authenticator::jwks`]
-    /// (in the background; `/ready` waits for it) before or while serving.
-    pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Authenticator, String> {
-        let fetcher = Fetcher::new().map_err(|e| format!("HTTP client: {e}"))?;
-        let jwks = JwksCache::new(config.jwks_url.clone(), fetcher.clone(), metrics.clone())
-            .with_max_age(config.jwks_max_age);
-        Ok(Authenticator::new(config, Arc::new(jwks), fetcher, metrics))
+impl Verifier {
+    /// A verifier for `config` whose counters are not exported. Nothing is
+    /// fetched yet: call [`Verifier::load_keys`] (in the background;
+    /// [`Verifier::keys_loaded`] says when it is done) before or while serving.
+    pub fn new(config: VerifierConfig) -> Result<Verifier, SetupError> {
+        let fetcher = Fetcher::new().map_err(SetupError::HttpClient)?;
+        Ok(Verifier::assemble(
+            config,
+            fetcher,
+            Arc::new(Metrics::default()),
+        ))
     }
 
-    /// Everything `config` asks for, over an existing key cache and client.
-    pub fn new(
-        config: &Config,
-        jwks: Arc<JwksCache>,
-        fetcher: Fetcher,
-        metrics: Arc<Metrics>,
-    ) -> Authenticator {
-        let limits = CacheLimits {
-            entries: config.token_cache_size,
-            bytes: config.token_cache_bytes,
-        };
+    /// Like [`Verifier::new`], with its counters in `registry` (see
+    /// [`METRICS`](crate::METRICS) for the names; the registry's prefix, if
+    /// any, goes in front of each).
+    pub fn with_registry(
+        config: VerifierConfig,
+        registry: &Registry,
+    ) -> Result<Verifier, SetupError> {
+        let verifier = Verifier::new(config)?;
+        let cache = verifier.cache.clone();
+        verifier
+            .metrics
+            .register(registry, move || cache.len())
+            .map_err(SetupError::Metrics)?;
+        Ok(verifier)
+    }
+
+    fn assemble(config: VerifierConfig, fetcher: Fetcher, metrics: Arc<Metrics>) -> Verifier {
+        let pools = config
+            .pools
+            .iter()
+            .map(|pool| Pool {
+                expected: Expected {
+                    issuer: pool.issuer().to_string(),
+                    client_ids: pool.client_ids().to_vec(),
+                    leeway: config.leeway,
+                },
+                jwks: JwksCache::new(
+                    pool.jwks_url().to_string(),
+                    fetcher.clone(),
+                    metrics.clone(),
+                )
+                .with_max_age(config.jwks_max_age),
+            })
+            .collect();
         let alb = config.alb.as_ref().map(|alb| {
             let timing = KeyTiming {
-                max_age: alb.key_max_age,
+                max_age: alb.key_max_age(),
                 ..KeyTiming::default()
             };
-            let keys = AlbKeys::new(alb.key_url.clone(), fetcher, metrics.clone(), timing);
-            AlbVerifier::new(
-                alb,
-                &config.issuer,
-                &config.client_ids,
-                config.leeway,
-                limits,
-                keys,
-            )
+            let keys = AlbKeys::new(alb.key_url().to_string(), fetcher, metrics.clone(), timing);
+            AlbVerifier::new(alb, config.token_cache, keys)
         });
-        Authenticator {
-            expected: Expected {
-                issuer: config.issuer.clone(),
-                client_ids: config.client_ids.clone(),
-                leeway: config.leeway,
-            },
-            jwks,
-            cache: TokenCache::new(limits),
+        Verifier {
+            pools,
+            cache: TokenCache::new(config.token_cache),
             alb,
             metrics,
         }
     }
 
-    /// The pool's key cache (load it once at start; `/ready` asks whether it is loaded).
-    pub fn jwks(&self) -> &Arc<JwksCache> {
-        &self.jwks
+    /// Fetches every pool's keys, retrying each with a growing pause until
+    /// it is in. Run it once at start, in the background (a request's own
+    /// fetch may get there first; this then returns at once).
+    pub async fn load_keys(&self) {
+        let loads = self.pools.iter().map(|p| p.jwks.load());
+        futures_util::future::join_all(loads).await;
     }
 
-    /// The counters this verifier writes to.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+    /// True once every pool's keys have been fetched (a readiness check).
+    pub fn keys_loaded(&self) -> bool {
+        self.pools.iter().all(|p| p.jwks.is_loaded())
     }
 
-    /// Verifies the caller of a request with these headers. With `ALB_ARN`
-    /// set, a token from `x-amzn-oidc-accesstoken` also needs a valid
-    /// `x-amzn-oidc-data` for the same user, and a bearer token (ALB's JWT
-    /// validation sends no data token) must be a machine's. A refusal is
+    /// Verifies the caller of a request with these headers: the token from
+    /// `x-amzn-oidc-accesstoken` or `Authorization: Bearer`, and, with the
+    /// ALB check configured, ALB's `x-amzn-oidc-data` for a token from ALB's
+    /// sign-in (a bearer token must then be a machine's). A refusal is
     /// counted by reason.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Rejection> {
         self.counted(self.authenticate_uncounted(headers).await)
@@ -126,6 +156,17 @@ impl Authenticator {
         Some(self.counted(self.decide_now(headers)?))
     }
 
+    /// Verifies one access token on its own (no ALB data, no bearer rule):
+    /// for a token that reaches the service another way than an HTTP header.
+    pub async fn verify_access_token(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
+        self.counted(self.verify_token(token, unix_now()).await)
+    }
+
+    /// Verified tokens currently cached.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.len()
+    }
+
     /// `result`, its refusal (if any) counted by reason.
     fn counted(
         &self,
@@ -138,7 +179,7 @@ impl Authenticator {
     }
 
     /// The ALB data verifier, when a token from `source` must come with ALB
-    /// data: with `ALB_ARN` set, for the OIDC session's token only.
+    /// data: with the ALB check configured, for the OIDC session's token only.
     fn alb_for(&self, source: TokenSource) -> Option<&AlbVerifier> {
         self.alb
             .as_ref()
@@ -160,10 +201,10 @@ impl Authenticator {
         Some(self.bearer_rule(source, &hit).map(|()| hit))
     }
 
-    /// With `ALB_ARN` set, a token without ALB data (a bearer token) is
-    /// accepted from a machine caller only: a user's token comes through
-    /// ALB's sign-in, with its signed data, and a leaked one used from inside
-    /// the network is refused.
+    /// With the ALB check configured, a token without ALB data (a bearer
+    /// token) is accepted from a machine caller only: a user's token comes
+    /// through ALB's sign-in, with its signed data, and a leaked one used
+    /// from inside the network is refused.
     fn bearer_rule(&self, source: TokenSource, who: &Identity) -> Result<(), Rejection> {
         let needs_machine = self.alb.is_some() && source == TokenSource::Bearer;
         if needs_machine && who.kind != CallerKind::Machine {
@@ -192,13 +233,31 @@ impl Authenticator {
                 access_sub: &verified.sub,
                 identity_header,
             };
-            alb.verify(data, who, now).await?;
+            let pool = self.pool_of(Some(&verified.issuer))?;
+            alb.verify(data, who, &pool.expected, now).await?;
         }
         Ok(verified)
     }
 
+    /// The pool whose keys verify a token claiming issuer `iss`: the only
+    /// one, whatever the claim says (the claim is checked after the
+    /// signature), or among several the one it names.
+    fn pool_of(&self, iss: Option<&str>) -> Result<&Pool, Rejection> {
+        match &*self.pools {
+            [only] => Ok(only),
+            pools => pools
+                .iter()
+                .find(|p| Some(p.expected.issuer.as_str()) == iss)
+                .ok_or(Rejection::WrongIssuer),
+        }
+    }
+
     /// Rules 1-7 and 10 for one access token.
-    pub async fn verify_token(&self, token: &str, now: f64) -> Result<Arc<Identity>, Rejection> {
+    pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+        now: f64,
+    ) -> Result<Arc<Identity>, Rejection> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Rejection::TokenTooLarge);
         }
@@ -211,50 +270,39 @@ impl Authenticator {
             }
         }
         let parsed = jwt::parse(token)?;
-        let jwk = self.jwks.key(&parsed.kid).await?;
+        let pool = self.pool_of(parsed.claims.iss.as_deref())?;
+        let jwk = pool.jwks.key(&parsed.kid).await?;
         jwk.verify(parsed.signing_input, parsed.signature)?;
-        parsed.claims.check(&self.expected, now)?;
+        parsed.claims.check(&pool.expected, now)?;
         let verified = Arc::new(Identity::from_claims(parsed.claims));
         if let Some(key) = key {
             self.cache.insert(key, verified.clone());
         }
         Ok(verified)
     }
-
-    /// Verified tokens currently cached.
-    pub fn cached_tokens(&self) -> u64 {
-        self.cache.len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UserPool;
     use serde_json::json;
     use testkit::keys::*;
 
-    async fn authenticator(server: &KeyServer, cache_size: u64) -> (Authenticator, Arc<Metrics>) {
+    async fn authenticator(server: &KeyServer, cache_size: u64) -> (Verifier, Arc<Metrics>) {
+        let pool = UserPool::in_region(REGION, POOL, [CLIENT])
+            .unwrap()
+            .with_jwks_url(&server.url())
+            .unwrap();
+        let config = VerifierConfig::builder()
+            .user_pool(pool)
+            .token_cache(cache_size, 1 << 20)
+            .build()
+            .unwrap();
         let metrics = Arc::new(Metrics::default());
-        let config = Config::from_lookup(|k| match k {
-            "COGNITO_USER_POOL_ID" => Some(POOL.to_string()),
-            "COGNITO_REGION" => Some(REGION.to_string()),
-            "COGNITO_APP_CLIENT_ID" => Some(CLIENT.to_string()),
-            "COGNITO_JWKS_URL" => Some(server.url()),
-            "TOKEN_CACHE_SIZE" => Some(cache_size.to_string()),
-            _ => None,
-        })
-        .unwrap();
-        let fetcher = Fetcher::new().unwrap();
-        let jwks = Arc::new(JwksCache::new(
-            config.jwks_url.clone(),
-            fetcher.clone(),
-            metrics.clone(),
-        ));
-        jwks.load().await;
-        (
-            Authenticator::new(&config, jwks, fetcher, metrics.clone()),
-            metrics,
-        )
+        let auth = Verifier::assemble(config, Fetcher::new().unwrap(), metrics.clone());
+        auth.load_keys().await;
+        (auth, metrics)
     }
 
     fn forged_signature(token: &str) -> String {
@@ -321,20 +369,14 @@ mod tests {
             .authenticate_now(&headers)
             .expect("a cached token is decided at once");
         assert_eq!(&*who.unwrap().sub, SUB);
-        let text = metrics.render(auth.cached_tokens());
-        assert!(text.contains("planb_token_cache_hits_total 1\n"), "{text}");
-        assert!(
-            text.contains("planb_token_cache_misses_total 1\n"),
-            "{text}"
-        );
+        assert_eq!(metrics.cache_lookups(), (1, 1));
         // A refusal found in the headers is decided at once, and counted.
         let none = auth.authenticate_now(&HeaderMap::new());
         assert!(
             matches!(none, Some(Err(Rejection::MissingToken))),
             "{none:?}"
         );
-        let text = metrics.render(auth.cached_tokens());
-        assert!(text.contains("reason=\"missing_token\"} 1\n"), "{text}");
+        assert_eq!(metrics.failures(Rejection::MissingToken), 1);
     }
 
     #[tokio::test]
@@ -344,8 +386,7 @@ mod tests {
         let tok = test_key(0).sign(&good_claims());
         auth.verify_token(&tok, now()).await.unwrap();
         auth.verify_token(&tok, now()).await.unwrap();
-        let text = metrics.render(auth.cached_tokens());
-        assert!(text.contains("planb_token_cache_hits_total 1\n"), "{text}");
+        assert_eq!(metrics.cache_lookups().0, 1);
         // One changed byte in the signature, or in the payload: not a hit, and refused.
         let i = tok.len() - 10;
         let swap = if &tok[i..=i] == "A" { "B" } else { "A" };
@@ -371,9 +412,7 @@ mod tests {
                 .unwrap_err(),
             Rejection::InvalidSignature
         );
-        assert!(metrics
-            .render(0)
-            .contains("planb_token_cache_hits_total 1\n"));
+        assert_eq!(metrics.cache_lookups().0, 1);
     }
 
     #[tokio::test]
@@ -398,8 +437,68 @@ mod tests {
         for _ in 0..3 {
             auth.verify_token(&tok, now()).await.unwrap();
         }
-        assert!(metrics
-            .render(0)
-            .contains("planb_token_cache_hits_total 0\n"));
+        assert_eq!(metrics.cache_lookups().0, 0);
+    }
+
+    #[tokio::test]
+    async fn several_pools_each_verify_with_their_own_keys_and_clients() {
+        let (server_a, server_b) = (
+            KeyServer::jwks(&[test_key(0)]).await,
+            KeyServer::jwks(&[test_key(1)]).await,
+        );
+        let pool = |region, id, client, server: &KeyServer| {
+            UserPool::in_region(region, id, [client])
+                .unwrap()
+                .with_jwks_url(&server.url())
+                .unwrap()
+        };
+        let other = pool("us-east-1", "us-east-1_Partner", "partner", &server_b);
+        let other_issuer = other.issuer().to_string();
+        let config = VerifierConfig::builder()
+            .user_pool(pool(REGION, POOL, CLIENT, &server_a))
+            .user_pool(other)
+            .build()
+            .unwrap();
+        let auth = Verifier::new(config).unwrap();
+        auth.load_keys().await;
+        assert!(auth.keys_loaded());
+        let claims_of = |iss: &str, client: &str| {
+            let mut c = claims_for(client, now() + 60.0);
+            c["iss"] = json!(iss);
+            c
+        };
+
+        let a = auth
+            .verify_token(&test_key(0).sign(&good_claims()), now())
+            .await;
+        assert_eq!(&*a.unwrap().issuer, ISSUER);
+        let b = test_key(1).sign(&claims_of(&other_issuer, "partner"));
+        assert_eq!(
+            &*auth.verify_token(&b, now()).await.unwrap().issuer,
+            other_issuer
+        );
+
+        // Each pool's keys and clients are its own.
+        let cases = [
+            (
+                test_key(0).sign(&claims_of(&other_issuer, "partner")),
+                Rejection::UnknownKid,
+            ),
+            (
+                test_key(1).sign(&claims_of(&other_issuer, CLIENT)),
+                Rejection::WrongClient,
+            ),
+            (
+                test_key(0).sign(&claims_of(ISSUER, "partner")),
+                Rejection::WrongClient,
+            ),
+            (
+                test_key(0).sign(&claims_of("https://evil.example", CLIENT)),
+                Rejection::WrongIssuer,
+            ),
+        ];
+        for (token, why) in cases {
+            assert_eq!(auth.verify_token(&token, now()).await.unwrap_err(), why);
+        }
     }
 }

@@ -19,10 +19,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fetch::Fetcher;
-use super::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
-use crate::error::Rejection;
+use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
+use crate::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
+use crate::rejection::Rejection;
 
 /// Largest key document accepted (a P-256 PEM is about 180 bytes).
 const MAX_KEY_BYTES: usize = 4 * 1024;
@@ -61,7 +61,7 @@ pub struct AlbKey {
 impl AlbKey {
     /// Verifies the ES256 signature (its base64url part, padded or not) over
     /// the raw signing input, through `jsonwebtoken`.
-    pub(super) fn verify(&self, signing_input: &str, signature: &str) -> Result<(), Rejection> {
+    pub(crate) fn verify(&self, signing_input: &str, signature: &str) -> Result<(), Rejection> {
         // The signed text keeps its padding; the signature's padding is only encoding.
         let unpadded = signature.trim_end_matches('=');
         match jsonwebtoken::crypto::verify(
@@ -128,9 +128,9 @@ type Outcome = Result<Arc<AlbKey>, KeyError>;
 type Joined<'a> = (Waiter<'a>, watch::Receiver<Option<Outcome>>);
 
 /// One `kid` waiting for a fetch slot, or being fetched.
-pub(super) struct Pending {
+pub(crate) struct Pending {
     /// Requests waiting for this `kid` now.
-    pub(super) waiters: usize,
+    pub(crate) waiters: usize,
     /// Hashes of the distinct verified callers that asked for it (at most
     /// [`MAX_CALLERS_COUNTED`]): the slot goes by how many, so one caller's
     /// requests, however many, count once.
@@ -145,8 +145,8 @@ pub(super) struct Pending {
 
 /// The `kid`s waiting for the key URL's next fetch slot.
 #[derive(Default)]
-pub(super) struct Queue {
-    pub(super) pending: HashMap<String, Pending>,
+pub(crate) struct Queue {
+    pub(crate) pending: HashMap<String, Pending>,
     arrivals: u64,
 }
 
@@ -176,7 +176,7 @@ struct Kept {
 }
 
 /// What a key fetch needs, shared with the task that runs it.
-pub(super) struct Store {
+pub(crate) struct Store {
     key_url: String,
     fetcher: Fetcher,
     metrics: Arc<Metrics>,
@@ -187,7 +187,7 @@ pub(super) struct Store {
 }
 
 impl Store {
-    pub(super) fn queue(&self) -> MutexGuard<'_, Queue> {
+    pub(crate) fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -348,7 +348,7 @@ impl Drop for Waiter<'_> {
 /// then the one waiting longest: one caller's flood of junk `kid`s holds one
 /// place and cannot keep out a real new key.
 pub struct AlbKeys {
-    pub(super) store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     timing: KeyTiming,
     /// Hashes callers' `sub`s with a key of this process's own.
     caller_hash: RandomState,
@@ -381,7 +381,7 @@ impl AlbKeys {
     }
 
     /// The public key for `kid`, for a request whose verified caller is `caller`.
-    pub(super) async fn key(&self, kid: &str, caller: &str) -> Result<Arc<AlbKey>, Rejection> {
+    pub(crate) async fn key(&self, kid: &str, caller: &str) -> Result<Arc<AlbKey>, Rejection> {
         let caller = self.caller_hash.hash_one(caller);
         match self.store.kept(kid) {
             Some((key, false)) => Ok(key),
@@ -511,7 +511,7 @@ async fn give_up(waiter: &Waiter<'_>, done: &mut watch::Receiver<Option<Outcome>
 }
 
 /// A `-----BEGIN PUBLIC KEY-----` P-256 SubjectPublicKeyInfo, checked once here.
-pub(super) fn parse_pem_key(pem: &[u8]) -> Option<AlbKey> {
+pub(crate) fn parse_pem_key(pem: &[u8]) -> Option<AlbKey> {
     let text = std::str::from_utf8(pem).ok()?;
     let body = text
         .trim()

@@ -38,9 +38,18 @@ pub struct CacheLimits {
     pub bytes: u64,
 }
 
-/// A bounded map from token hash to verified result; disabled when a limit is 0.
+/// A bounded map from token hash to verified result; disabled when a limit
+/// is 0. A clone is the same cache (moka's handles share their store).
 pub struct TokenCache<V> {
     inner: Option<Cache<TokenKey, Arc<V>>>,
+}
+
+impl<V> Clone for TokenCache<V> {
+    fn clone(&self) -> Self {
+        TokenCache {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
 struct UntilExp;
@@ -124,11 +133,13 @@ impl<V: CacheEntry + Send + Sync + 'static> TokenCache<V> {
     }
 
     /// True when nothing is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Bytes held, by the weigher's estimate (approximate, for metrics).
+    /// Bytes held, by the weigher's estimate (approximate).
+    #[cfg(test)]
     pub fn weighted_bytes(&self) -> u64 {
         self.inner.as_ref().map_or(0, |c| c.weighted_size())
     }

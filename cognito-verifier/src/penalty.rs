@@ -6,7 +6,7 @@
 //! most once per [`FETCH_INTERVAL`] whatever the `kid`s (so a flood of fresh
 //! junk `kid`s stays bounded). The JWKS path fetches in turn, so a real new
 //! `kid` waits at most about one interval; the ALB key path queues its `kid`s
-//! and gives each slot to the one most asked for (`super::alb::AlbKeys`).
+//! and gives each slot to the one most asked for (`crate::alb_keys::AlbKeys`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ pub const PENALTY: Duration = Duration::from_secs(10);
 pub const FETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// The memory the penalised `kid`s may take, weighed in bytes (the `kid` and
 /// [`ENTRY_OVERHEAD`]); past it the least used go first. A `kid` is at most
-/// [`super::jwt::MAX_KID_LEN`] bytes, so this holds at least 10,000 of them.
+/// [`crate::jwt::MAX_KID_LEN`] bytes, so this holds at least 10,000 of them.
 pub const MAX_PENALISED_BYTES: u64 = 4 * 1024 * 1024;
 /// The cache's own bookkeeping per entry, counted on top of the `kid`.
 pub const ENTRY_OVERHEAD: u32 = 256;
@@ -59,6 +59,7 @@ impl PenaltyBox {
     }
 
     /// The weighed bytes the box holds now (after pending evictions).
+    #[cfg(test)]
     pub fn weighed_bytes(&self) -> u64 {
         self.kids.run_pending_tasks();
         self.kids.weighted_size()

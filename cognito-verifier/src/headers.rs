@@ -1,8 +1,8 @@
 //! Finding the token in a request's headers: one source, unambiguous.
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-use crate::error::Rejection;
+use crate::rejection::Rejection;
 
 // Header names, made once: a `&str` name is parsed and checked on every lookup.
 /// The header ALB puts the access token in.

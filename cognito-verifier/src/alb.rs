@@ -9,14 +9,13 @@
 
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::alb_keys::AlbKeys;
-use super::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
-use super::jose::{decode_padded, json_object, non_null, split};
-use super::jwt::MAX_TOKEN_LEN;
+use crate::alb_keys::AlbKeys;
+use crate::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
 use crate::config::AlbConfig;
-use crate::error::Rejection;
+use crate::jose::{decode_padded, json_object, non_null, split};
+use crate::jwt::{Expected, MAX_TOKEN_LEN};
+use crate::rejection::Rejection;
 
 #[derive(Deserialize)]
 struct AlbHeader {
@@ -44,9 +43,11 @@ struct AlbPayload {
     exp: Option<f64>,
 }
 
-/// A verified data token, as cached: its user and when it stops being valid.
+/// A verified data token, as cached: its user, the pool it was checked
+/// against, and when it stops being valid.
 struct AlbVerified {
     sub: Box<str>,
+    issuer: Box<str>,
     exp: f64,
 }
 
@@ -56,7 +57,7 @@ impl CacheEntry for AlbVerified {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.sub.len()
+        self.sub.len() + self.issuer.len()
     }
 }
 
@@ -71,43 +72,41 @@ pub struct Identities<'a> {
 /// Verifies `x-amzn-oidc-data` against the configured ALB.
 pub struct AlbVerifier {
     arn: String,
-    issuer: String,
-    client_ids: Vec<String>,
-    leeway: f64,
     keys: AlbKeys,
     cache: TokenCache<AlbVerified>,
 }
 
 impl AlbVerifier {
-    /// A verifier for `alb`, accepting tokens for `issuer` and `client_ids`,
-    /// keeping verified data tokens within `limits`.
-    pub fn new(
-        alb: &AlbConfig,
-        issuer: &str,
-        client_ids: &[String],
-        leeway: Duration,
-        limits: CacheLimits,
-        keys: AlbKeys,
-    ) -> AlbVerifier {
+    /// A verifier for `alb`, keeping verified data tokens within `limits`.
+    pub fn new(alb: &AlbConfig, limits: CacheLimits, keys: AlbKeys) -> AlbVerifier {
         AlbVerifier {
-            arn: alb.arn.clone(),
-            issuer: issuer.to_string(),
-            client_ids: client_ids.to_vec(),
-            leeway: leeway.as_secs_f64(),
+            arn: alb.arn().to_string(),
             keys,
             cache: TokenCache::new(limits),
         }
     }
 
-    /// Rule 8, for a request whose access token has already verified. A data
-    /// token verified before is answered from the cache (keyed by its SHA-256,
-    /// never past its earliest `exp`); the identities are tied on every request.
-    pub async fn verify(&self, data: &str, who: Identities<'_>, now: f64) -> Result<(), Rejection> {
+    /// Rule 8, for a request whose access token has already verified against
+    /// `pool` (the data token must name the same pool and an allowed client).
+    /// A data token verified before is answered from the cache (keyed by its
+    /// SHA-256, never past its earliest `exp`); the identities are tied on
+    /// every request.
+    pub async fn verify(
+        &self,
+        data: &str,
+        who: Identities<'_>,
+        pool: &Expected,
+        now: f64,
+    ) -> Result<(), Rejection> {
         let key = self.cache.enabled().then(|| key_of(data));
-        let verified = match key.as_ref().and_then(|k| self.cache.get(k, now)) {
+        let cached = key.as_ref().and_then(|k| self.cache.get(k, now));
+        let verified = match cached.filter(|hit| *hit.issuer == *pool.issuer) {
             Some(hit) => hit,
             None => {
-                let fresh = Arc::new(self.verify_uncached(data, who.access_sub, now).await?);
+                let fresh = Arc::new(
+                    self.verify_uncached(data, who.access_sub, pool, now)
+                        .await?,
+                );
                 if let Some(k) = key {
                     self.cache.insert(k, fresh.clone());
                 }
@@ -127,6 +126,7 @@ impl AlbVerifier {
         &self,
         data: &str,
         caller: &str,
+        pool: &Expected,
         now: f64,
     ) -> Result<AlbVerified, Rejection> {
         let parsed = parse(data)?;
@@ -144,10 +144,11 @@ impl AlbVerifier {
         }
         let key = self.keys.key(kid, caller).await?;
         key.verify(parsed.signing_input, parsed.signature)?;
-        self.check_claims(header, &parsed.payload, now)?;
+        check_claims(header, &parsed.payload, pool, now)?;
         let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
         Ok(AlbVerified {
             sub: sub.into_boxed_str(),
+            issuer: pool.issuer.as_str().into(),
             // check_claims made sure both are present.
             exp: header
                 .exp
@@ -155,30 +156,31 @@ impl AlbVerifier {
                 .min(parsed.payload.exp.unwrap_or(0.0)),
         })
     }
+}
 
-    /// Client, expiry and issuer in header and payload, after the signature.
-    fn check_claims(
-        &self,
-        header: &AlbHeader,
-        payload: &AlbPayload,
-        now: f64,
-    ) -> Result<(), Rejection> {
-        match &header.client {
-            Some(c) if self.client_ids.iter().any(|a| a == c) => {}
-            _ => return Err(Rejection::AlbClient),
-        }
-        for exp in [header.exp, payload.exp] {
-            if !exp.is_some_and(|e| now < e + self.leeway) {
-                return Err(Rejection::AlbExpired);
-            }
-        }
-        for iss in [&header.iss, &payload.iss] {
-            if iss.as_deref() != Some(self.issuer.as_str()) {
-                return Err(Rejection::AlbIssuer);
-            }
-        }
-        Ok(())
+/// Client, expiry and issuer in header and payload, after the signature.
+fn check_claims(
+    header: &AlbHeader,
+    payload: &AlbPayload,
+    pool: &Expected,
+    now: f64,
+) -> Result<(), Rejection> {
+    match &header.client {
+        Some(c) if pool.client_ids.iter().any(|a| a == c) => {}
+        _ => return Err(Rejection::AlbClient),
     }
+    let leeway = pool.leeway.as_secs_f64();
+    for exp in [header.exp, payload.exp] {
+        if !exp.is_some_and(|e| now < e + leeway) {
+            return Err(Rejection::AlbExpired);
+        }
+    }
+    for iss in [&header.iss, &payload.iss] {
+        if iss.as_deref() != Some(pool.issuer.as_str()) {
+            return Err(Rejection::AlbIssuer);
+        }
+    }
+    Ok(())
 }
 
 /// A data token that passed the shape and type checks.
@@ -222,11 +224,12 @@ fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::alb_keys::{parse_pem_key, KeyTiming, MAX_PENDING_KIDS, MAX_WAIT_INTERVALS};
-    use crate::auth::fetch::Fetcher;
+    use crate::alb_keys::{parse_pem_key, KeyTiming, MAX_PENDING_KIDS, MAX_WAIT_INTERVALS};
+    use crate::fetch::Fetcher;
     use crate::metrics::Metrics;
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
     use testkit::keys::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::time::Instant;
@@ -284,25 +287,26 @@ mod tests {
     }
 
     fn verifier_at(key_url: String, timing: KeyTiming, limits: CacheLimits) -> AlbVerifier {
-        let alb = AlbConfig {
-            arn: ALB_ARN.into(),
-            key_url: key_url.clone(),
-            key_max_age: timing.max_age,
-        };
+        let alb = AlbConfig::new(ALB_ARN)
+            .unwrap()
+            .with_key_url(&key_url)
+            .unwrap();
         let keys = AlbKeys::new(
             key_url,
             Fetcher::new().unwrap(),
             Arc::new(Metrics::default()),
             timing,
         );
-        AlbVerifier::new(
-            &alb,
-            ISSUER,
-            &[CLIENT.to_string()],
-            Duration::ZERO,
-            limits,
-            keys,
-        )
+        AlbVerifier::new(&alb, limits, keys)
+    }
+
+    /// The pool the stand-in's data tokens name.
+    fn pool() -> Expected {
+        Expected {
+            issuer: ISSUER.into(),
+            client_ids: vec![CLIENT.into()],
+            leeway: Duration::ZERO,
+        }
     }
 
     fn who() -> Identities<'static> {
@@ -320,7 +324,8 @@ mod tests {
         let exp = now() + 60.0;
         let (mut h, mut p) = (alb_header(exp), alb_payload(exp));
         edit(&mut h, &mut p);
-        v.verify(&key.sign(&h, &p, true), who(), now()).await
+        v.verify(&key.sign(&h, &p, true), who(), &pool(), now())
+            .await
     }
 
     #[tokio::test]
@@ -333,16 +338,16 @@ mod tests {
             tok.contains('='),
             "the test token must carry padding: {tok}"
         );
-        assert_eq!(v.verify(&tok, who(), now()).await, Ok(()));
+        assert_eq!(v.verify(&tok, who(), &pool(), now()).await, Ok(()));
         let unpadded = key.sign(&alb_header(exp), &alb_payload(exp), false);
-        assert_eq!(v.verify(&unpadded, who(), now()).await, Ok(()));
+        assert_eq!(v.verify(&unpadded, who(), &pool(), now()).await, Ok(()));
         // Stripping the padding changes the signed text: the signature no longer matches.
         let stripped: String = {
             let (input, sig) = tok.rsplit_once('.').unwrap();
             format!("{}.{sig}", input.replace('=', ""))
         };
         assert_eq!(
-            v.verify(&stripped, who(), now()).await,
+            v.verify(&stripped, who(), &pool(), now()).await,
             Err(Rejection::AlbSignature)
         );
         assert_eq!(
@@ -433,7 +438,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                v.verify(&tok, who, now()).await,
+                v.verify(&tok, who, &pool(), now()).await,
                 Err(Rejection::IdentityMismatch)
             );
         }
@@ -451,7 +456,7 @@ mod tests {
             &format!("{}.{}.{}", b64(b"[1]"), b64(b"{}"), b64(b"s")),
         ] {
             assert_eq!(
-                v.verify(bad, who(), now()).await,
+                v.verify(bad, who(), &pool(), now()).await,
                 Err(Rejection::AlbDataMalformed),
                 "{bad}"
             );
@@ -542,26 +547,30 @@ mod tests {
         let (v, _) = verifier_with_cache(&key, 200, 100).await;
         let exp = (now() + 60.0).floor();
         let tok = key.sign(&alb_header(exp), &alb_payload(exp - 30.0), true);
-        assert_eq!(v.verify(&tok, who(), now()).await, Ok(()));
-        assert_eq!(v.verify(&tok, who(), now()).await, Ok(()), "cache hit");
+        assert_eq!(v.verify(&tok, who(), &pool(), now()).await, Ok(()));
+        assert_eq!(
+            v.verify(&tok, who(), &pool(), now()).await,
+            Ok(()),
+            "cache hit"
+        );
         let other = Identities {
             access_sub: "someone-else",
             identity_header: Some(SUB),
         };
         assert_eq!(
-            v.verify(&tok, other, now()).await,
+            v.verify(&tok, other, &pool(), now()).await,
             Err(Rejection::IdentityMismatch)
         );
         // The earlier of the two exps bounds the entry; past it, full verification refuses.
         assert_eq!(
-            v.verify(&tok, who(), exp - 30.0).await,
+            v.verify(&tok, who(), &pool(), exp - 30.0).await,
             Err(Rejection::AlbExpired)
         );
         // A changed byte never hits the cache.
         let (input, sig) = tok.rsplit_once('.').unwrap();
         let swap = if sig.starts_with('A') { "B" } else { "A" };
         let forged = format!("{input}.{swap}{}", &sig[1..]);
-        assert!(v.verify(&forged, who(), now()).await.is_err());
+        assert!(v.verify(&forged, who(), &pool(), now()).await.is_err());
     }
 
     /// The data-token cache off: every request goes to the keys.
@@ -619,7 +628,7 @@ mod tests {
             let tasks: Vec<_> = kids
                 .map(|i| {
                     let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
-                    tokio::spawn(async move { v.verify(&t, caller(i), now()).await })
+                    tokio::spawn(async move { v.verify(&t, caller(i), &pool(), now()).await })
                 })
                 .collect();
             async move {
@@ -670,7 +679,7 @@ mod tests {
         let tasks: Vec<_> = (0..20)
             .map(|i| {
                 let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
-                tokio::spawn(async move { v.verify(&t, who(), now()).await })
+                tokio::spawn(async move { v.verify(&t, who(), &pool(), now()).await })
             })
             .collect();
         let mut results = Vec::new();
@@ -720,9 +729,9 @@ mod tests {
                         kids += 1;
                         for _ in 0..REQUESTS_PER_KID {
                             let (v, t) = (v.clone(), t.clone());
-                            sent.push(tokio::spawn(
-                                async move { v.verify(&t, mallory(), now()).await },
-                            ));
+                            sent.push(tokio::spawn(async move {
+                                v.verify(&t, mallory(), &pool(), now()).await
+                            }));
                         }
                     }
                     tokio::time::sleep(timing.interval).await;
@@ -746,7 +755,7 @@ mod tests {
             for _ in 0..2 {
                 let (v, t) = (v.clone(), real.clone());
                 requests.push(tokio::spawn(async move {
-                    let r = v.verify(&t, who(), now()).await;
+                    let r = v.verify(&t, who(), &pool(), now()).await;
                     (r, Instant::now())
                 }));
             }
@@ -794,7 +803,7 @@ mod tests {
         let tasks: Vec<_> = (0..MAX_PENDING_KIDS + extra)
             .map(|i| {
                 let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
-                tokio::spawn(async move { v.verify(&t, caller(i), now()).await })
+                tokio::spawn(async move { v.verify(&t, caller(i), &pool(), now()).await })
             })
             .collect();
         // Every task has run once each is waiting in the queue or finished
@@ -828,7 +837,7 @@ mod tests {
         let again = {
             let (v, t) = (v.clone(), token_for(&key, &waiting));
             let same = caller(MAX_PENDING_KIDS - 1);
-            tokio::spawn(async move { v.verify(&t, same, now()).await })
+            tokio::spawn(async move { v.verify(&t, same, &pool(), now()).await })
         };
         tokio::time::sleep(timing.interval / 4).await;
         assert!(!again.is_finished(), "it joined the waiting kid");

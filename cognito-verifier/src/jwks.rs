@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::fetch::{FetchError, Fetcher};
-use super::jose::{decode_strict, json_object, non_null};
-use super::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
-use crate::error::Rejection;
+use crate::fetch::{FetchError, Fetcher};
+use crate::jose::{decode_strict, json_object, non_null};
 use crate::metrics::Metrics;
+use crate::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
+use crate::rejection::Rejection;
 
 /// Largest JWKS body accepted.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -67,6 +67,7 @@ impl KeySet {
     }
 
     /// The `kid`s of the usable keys.
+    #[cfg(test)]
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.usable.keys()
     }

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use super::cache::CacheEntry;
-use super::jwt::Claims;
+use crate::cache::CacheEntry;
+use crate::jwt::Claims;
 
 /// Who holds a verified token: a person signed in through an app client, or a
 /// machine using the client-credentials grant.
@@ -31,6 +31,8 @@ impl CallerKind {
 pub struct Identity {
     /// The token's `sub`: the user's id, or the client id for a machine.
     pub sub: Box<str>,
+    /// The user pool that issued the token (its `iss`).
+    pub issuer: Box<str>,
     /// The user's name; `None` for a machine.
     pub username: Option<Box<str>>,
     /// The app client the token was issued to (always one of the allowed ones).
@@ -43,8 +45,9 @@ pub struct Identity {
     pub kind: CallerKind,
     /// The token's `exp`, seconds since the epoch.
     pub exp: f64,
+    /// The caller as JSON, serialised once when the token verified:
     /// `{"sub","username","client_id","kind","scope":[...],"groups":[...],"exp"}`.
-    pub me_body: Bytes,
+    pub json: Bytes,
 }
 
 impl CacheEntry for Identity {
@@ -56,11 +59,12 @@ impl CacheEntry for Identity {
         let list =
             |l: &[Box<str>]| l.iter().map(|s| s.len()).sum::<usize>() + std::mem::size_of_val(l);
         self.sub.len()
+            + self.issuer.len()
             + self.username.as_ref().map_or(0, |u| u.len())
             + self.client_id.len()
             + list(&self.groups)
             + list(&self.scopes)
-            + self.me_body.len()
+            + self.json.len()
     }
 }
 
@@ -87,7 +91,7 @@ impl Identity {
         } else {
             CallerKind::User
         };
-        let body = MeBody {
+        let body = CallerJson {
             sub,
             username: claims.username.as_deref(),
             client_id,
@@ -97,25 +101,26 @@ impl Identity {
             exp: exp_number(exp),
         };
         // A borrowed struct straight to bytes (no JSON tree), shrunk to fit: it is kept per entry.
-        let me_body = serde_json::to_vec(&body)
+        let json = serde_json::to_vec(&body)
             .map(|v| Bytes::from(v.into_boxed_slice()))
             .unwrap_or_default();
         Identity {
             sub: sub.into(),
+            issuer: claims.iss.as_deref().unwrap_or_default().into(),
             username: claims.username.as_deref().map(Into::into),
             client_id: client_id.into(),
             groups: groups.iter().map(|g| g.as_str().into()).collect(),
             scopes: scopes.iter().map(|&s| s.into()).collect(),
             kind,
             exp,
-            me_body,
+            json,
         }
     }
 }
 
-/// The `/api/me` body.
+/// [`Identity::json`]'s shape.
 #[derive(serde::Serialize)]
-struct MeBody<'a> {
+struct CallerJson<'a> {
     sub: &'a str,
     username: Option<&'a str>,
     client_id: &'a str,
@@ -137,7 +142,7 @@ fn exp_number(exp: f64) -> serde_json::Number {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwt;
+    use crate::jwt;
     use serde_json::json;
     use testkit::keys::*;
 
@@ -147,11 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn the_me_body_is_serialised_once_from_the_claims() {
+    fn the_json_is_serialised_once_from_the_claims() {
         let mut claims = good_claims();
         claims["exp"] = json!(1_800_000_000);
         let v = identity(&claims);
-        let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&v.json).unwrap();
         assert_eq!(
             body,
             json!({
@@ -176,7 +181,7 @@ mod tests {
         let v = identity(&claims);
         assert_eq!(v.kind, CallerKind::Machine);
         assert!(v.has_scope("planb/write") && v.groups.is_empty());
-        let body: serde_json::Value = serde_json::from_slice(&v.me_body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&v.json).unwrap();
         assert_eq!(body["kind"], "machine");
         assert_eq!(body["username"], serde_json::Value::Null);
         // No username but a sub that is not the client id: a user token missing a claim, not a machine.
