@@ -142,7 +142,7 @@ impl AlbVerifier {
         if header.signer.as_deref() != Some(self.arn.as_str()) {
             return Err(Rejection::AlbSigner);
         }
-        let key = self.keys.key(kid, caller).await?;
+        let key = self.keys.key(kid, Some(caller)).await?;
         key.verify(parsed.signing_input, parsed.signature)?;
         check_claims(header, &parsed.payload, pool, now)?;
         let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
@@ -224,8 +224,10 @@ fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alb_keys::{parse_pem_key, KeyTiming, MAX_PENDING_KIDS, MAX_WAIT_INTERVALS};
+    use crate::alb_keys::parse_pem_key;
     use crate::fetch::Fetcher;
+    use crate::fetch_queue::MAX_PENDING_TARGETS;
+    use crate::key_fetch::{KeyTiming, MAX_WAIT_INTERVALS};
     use crate::metrics::Metrics;
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -663,7 +665,7 @@ mod tests {
     /// all left still ends on its own).
     async fn drained(v: &AlbVerifier) -> bool {
         for _ in 0..100 {
-            if v.keys.store.queue().pending.is_empty() {
+            if v.keys.queue().len() == 0 {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -800,7 +802,7 @@ mod tests {
         let v = Arc::new(verifier_at(url, timing, NO_CACHE));
         let extra = 50;
         let t0 = Instant::now();
-        let tasks: Vec<_> = (0..MAX_PENDING_KIDS + extra)
+        let tasks: Vec<_> = (0..MAX_PENDING_TARGETS + extra)
             .map(|i| {
                 let (v, t) = (v.clone(), token_for(&key, &junk_kid(i)));
                 tokio::spawn(async move { v.verify(&t, caller(i), &pool(), now()).await })
@@ -810,7 +812,7 @@ mod tests {
         // (refused at once, or its kid's fetch failed: one per slot).
         let all_ran = async {
             loop {
-                let pending = v.keys.store.queue().pending.len();
+                let pending = v.keys.queue().len();
                 let finished = tasks.iter().filter(|t| t.is_finished()).count();
                 if pending + finished == tasks.len() {
                     return (pending, finished);
@@ -823,9 +825,9 @@ mod tests {
             .expect("every task reaches the queue");
         // Each fetch frees one place: the bounds hold up to the fetches so far.
         let fetched = hits.load(Ordering::SeqCst);
-        assert!(pending <= MAX_PENDING_KIDS, "{pending} kids pending");
+        assert!(pending <= MAX_PENDING_TARGETS, "{pending} kids pending");
         assert!(
-            pending + fetched >= MAX_PENDING_KIDS,
+            pending + fetched >= MAX_PENDING_TARGETS,
             "the queue filled: {pending} pending, {fetched} fetched"
         );
         assert!(
@@ -833,21 +835,15 @@ mod tests {
             "the kids past the bound are refused at once: {finished} finished, {fetched} fetched"
         );
         // A kid already waiting still takes waiters while the queue is full.
-        let waiting = junk_kid(MAX_PENDING_KIDS - 1);
+        let waiting = junk_kid(MAX_PENDING_TARGETS - 1);
         let again = {
             let (v, t) = (v.clone(), token_for(&key, &waiting));
-            let same = caller(MAX_PENDING_KIDS - 1);
+            let same = caller(MAX_PENDING_TARGETS - 1);
             tokio::spawn(async move { v.verify(&t, same, &pool(), now()).await })
         };
         tokio::time::sleep(timing.interval / 4).await;
         assert!(!again.is_finished(), "it joined the waiting kid");
-        let joined = v
-            .keys
-            .store
-            .queue()
-            .pending
-            .get(&waiting)
-            .map(|p| p.waiters);
+        let joined = v.keys.queue().waiters(&waiting);
         assert_eq!(joined, Some(2));
         for t in tasks {
             let r = t.await.unwrap();

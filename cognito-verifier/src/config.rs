@@ -9,16 +9,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::alb_keys::MAX_KEYS_BYTES;
 use crate::cache::CacheLimits;
-use crate::penalty::MAX_PENALISED_BYTES;
+use crate::key_fetch::{KEY_FETCH_MAX_BYTES, KEY_MAX_AGE};
 
 /// Verified tokens kept by default (`TOKEN_CACHE_SIZE`).
 const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 /// The verified-token cache's default memory budget (`TOKEN_CACHE_BYTES`).
 const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// A key set or ALB key is fetched again once this old, by default.
-const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(3600);
 /// The most clock skew the verifier allows on `exp` and `nbf`.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
@@ -174,7 +171,7 @@ impl AlbConfig {
         Ok(AlbConfig {
             arn: arn.to_string(),
             key_url,
-            key_max_age: DEFAULT_KEY_MAX_AGE,
+            key_max_age: KEY_MAX_AGE,
         })
     }
 
@@ -262,7 +259,7 @@ impl VerifierConfig {
         let secs = |var, default: Duration| number(var, default.as_secs()).map(Duration::from_secs);
         let mut builder = VerifierConfig::builder()
             .user_pool(pool)
-            .jwks_max_age(secs("JWKS_MAX_AGE_SECS", DEFAULT_KEY_MAX_AGE)?)
+            .jwks_max_age(secs("JWKS_MAX_AGE_SECS", KEY_MAX_AGE)?)
             .token_cache(
                 number("TOKEN_CACHE_SIZE", DEFAULT_CACHE_ENTRIES)?,
                 number("TOKEN_CACHE_BYTES", DEFAULT_CACHE_BYTES)?,
@@ -273,7 +270,7 @@ impl VerifierConfig {
             if let Some(url) = get("ALB_PUBLIC_KEY_URL") {
                 alb = alb.with_key_url(&url)?;
             }
-            let age = secs("ALB_KEY_MAX_AGE_SECS", DEFAULT_KEY_MAX_AGE)?;
+            let age = secs("ALB_KEY_MAX_AGE_SECS", KEY_MAX_AGE)?;
             builder = builder.alb(alb.with_key_max_age(age)?);
         }
         builder.build()
@@ -295,17 +292,12 @@ impl VerifierConfig {
     }
 
     /// The most memory the verifier's caches and queues take, in bytes: the
-    /// verified-token caches (access tokens, and ALB data when checked), the
-    /// penalised `kid`s of each key source, and the ALB keys waiting and kept.
+    /// verified-token caches (access tokens, and ALB data when checked), and
+    /// each key source's penalised `kid`s, fetch queue and kept keys.
     pub fn max_cache_bytes(&self) -> u64 {
         let sources = self.pools.len() as u64 + u64::from(self.alb.is_some());
         let token_caches = 1 + u64::from(self.alb.is_some());
-        let alb_keys = if self.alb.is_some() {
-            MAX_KEYS_BYTES
-        } else {
-            0
-        };
-        token_caches * self.token_cache.bytes + sources * MAX_PENALISED_BYTES + alb_keys
+        token_caches * self.token_cache.bytes + sources * KEY_FETCH_MAX_BYTES
     }
 }
 
@@ -346,7 +338,7 @@ impl Default for VerifierConfigBuilder {
                 bytes: DEFAULT_CACHE_BYTES,
             },
             leeway: Duration::ZERO,
-            jwks_max_age: DEFAULT_KEY_MAX_AGE,
+            jwks_max_age: KEY_MAX_AGE,
         }
     }
 }
@@ -585,11 +577,8 @@ mod tests {
     fn the_memory_bound_counts_every_cache() {
         let arn = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/planb/1";
         let plain = with(&[]).unwrap().max_cache_bytes();
-        assert_eq!(plain, 32 * 1024 * 1024 + MAX_PENALISED_BYTES);
+        assert_eq!(plain, 32 * 1024 * 1024 + KEY_FETCH_MAX_BYTES);
         let alb = with(&[("ALB_ARN", arn)]).unwrap().max_cache_bytes();
-        assert_eq!(
-            alb,
-            2 * 32 * 1024 * 1024 + 2 * MAX_PENALISED_BYTES + MAX_KEYS_BYTES
-        );
+        assert_eq!(alb, 2 * 32 * 1024 * 1024 + 2 * KEY_FETCH_MAX_BYTES);
     }
 }

@@ -1,39 +1,35 @@
 //! The pool's signing keys (rules 3 and 9).
 //!
-//! One [`JwksCache`] per issuer. It is loaded in the background at start (the
-//! server listens at once; `/ready` says when keys are there) and refetched
-//! only when a token names a `kid` we do not know. A `kid` the JWKS lists but
-//! that fails rule 3 (`use: enc`, another `kty` or `alg`) is refused at once,
-//! with no fetch. Concurrent misses share one fetch (an async mutex, and a
-//! fetch that started after a request arrived answers for it), the URL is
-//! fetched at most once per [`FETCH_INTERVAL`], and a `kid` that a fetch did
-//! not bring is refused without a fetch for [`PENALTY`] (the [`PenaltyBox`]),
-//! while known keys keep verifying. A failed fetch, or one with no usable key,
-//! never replaces the keys we have.
+//! One JWKS per issuer, a [`KeySource`] for [`KeyFetch`]: loaded in the
+//! background at start (the server listens at once; `/ready` says when keys
+//! are there) and fetched again when a token names a `kid` we do not know,
+//! within [`KeyFetch`]'s limits. A `kid` the JWKS lists but that fails rule 3
+//! (`use: enc`, another `kty` or `alg`) is refused at once, with no fetch. A
+//! failed fetch, or one with no usable key, never replaces the keys we have.
 
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use crate::fetch::{FetchError, Fetcher};
+use crate::fetch_queue::Failure;
 use crate::jose::{decode_strict, json_object, non_null};
+use crate::kept_keys::KeyEntry;
+use crate::key_fetch::{KeyFetch, KeySource, Refusals};
 use crate::metrics::Metrics;
-use crate::penalty::{PenaltyBox, FETCH_INTERVAL, PENALTY};
 use crate::rejection::Rejection;
 
 /// Largest JWKS body accepted.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
-/// The key set is fetched again once this old, unless configured otherwise.
-pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// A usable RS256 verification key from the JWKS, built once per JWK.
 #[derive(Debug)]
 pub struct Jwk {
     key: DecodingKey,
+    /// The modulus and exponent bytes the key holds.
+    bytes: usize,
 }
 
 impl Jwk {
@@ -72,13 +68,19 @@ impl KeySet {
         self.usable.keys()
     }
 
-    /// What the set says about `kid`: its key, a refusal, or nothing (`None`).
-    fn find(&self, kid: &str) -> Option<Result<Arc<Jwk>, Rejection>> {
-        match self.usable.get(kid) {
-            Some(k) => Some(Ok(k.clone())),
-            None if self.unusable.contains(kid) => Some(Err(Rejection::UnusableKey)),
-            None => None,
-        }
+    /// The entries to keep, usable keys first (so a memory bound drops the others first).
+    fn into_entries(self) -> Vec<KeyEntry<Jwk>> {
+        let usable = self.usable.into_iter().map(|(kid, key)| KeyEntry {
+            kid,
+            bytes: key.bytes,
+            key: Some(key),
+        });
+        let unusable = self.unusable.into_iter().map(|kid| KeyEntry {
+            kid,
+            key: None,
+            bytes: 0,
+        });
+        usable.chain(unusable).collect()
     }
 }
 
@@ -111,187 +113,61 @@ impl std::fmt::Display for JwksError {
     }
 }
 
-/// The single-flight state, only touched under the fetch lock.
-#[derive(Default)]
-struct Flight {
-    /// When the last fetch started: it answers for every request that arrived before.
-    last_started: Option<Instant>,
-}
+/// The one document every `kid` of a pool is looked up in.
+const JWKS_TARGET: &str = "";
 
-/// The JWKS of one issuer: known keys, and the rules for fetching more.
-pub struct JwksCache {
+/// A user pool's JWKS as a key source: one document answers for every `kid`.
+pub(crate) struct JwksSource {
     url: String,
     fetcher: Fetcher,
     metrics: Arc<Metrics>,
-    penalty: PenaltyBox,
-    /// The longest the initial load backs off between attempts.
-    max_backoff: Duration,
-    keys: RwLock<Arc<KeySet>>,
-    /// A set older than this is fetched again before it verifies more.
-    max_age: Duration,
-    /// When the set is next due to be fetched again (`None` before the first).
-    due: Mutex<Option<Instant>>,
-    loaded: AtomicBool,
-    last_failed: AtomicBool,
-    flight: tokio::sync::Mutex<Flight>,
 }
 
-impl JwksCache {
-    /// An empty cache for `url`; nothing is fetched until [`JwksCache::load`] or a lookup.
-    pub fn new(url: String, fetcher: Fetcher, metrics: Arc<Metrics>) -> JwksCache {
-        JwksCache::with_timing(url, fetcher, metrics, PENALTY, FETCH_INTERVAL)
-    }
+impl KeySource for JwksSource {
+    type Key = Jwk;
+    const REFUSALS: Refusals = Refusals {
+        unknown: Rejection::UnknownKid,
+        unusable: Rejection::UnusableKey,
+        unavailable: Rejection::JwksUnavailable,
+    };
 
-    /// Like [`JwksCache::new`] with another per-`kid` penalty and fetch interval (tests).
-    pub fn with_timing(
-        url: String,
-        fetcher: Fetcher,
-        metrics: Arc<Metrics>,
-        penalty: Duration,
-        interval: Duration,
-    ) -> JwksCache {
-        JwksCache {
+    fn at(url: String, fetcher: Fetcher, metrics: Arc<Metrics>) -> Self {
+        JwksSource {
             url,
             fetcher,
             metrics,
-            penalty: PenaltyBox::new(penalty, interval),
-            max_backoff: penalty,
-            keys: RwLock::new(Arc::new(KeySet::default())),
-            max_age: JWKS_MAX_AGE,
-            due: Mutex::new(None),
-            loaded: AtomicBool::new(false),
-            last_failed: AtomicBool::new(false),
-            flight: tokio::sync::Mutex::new(Flight::default()),
         }
     }
 
-    /// Fetches the set again once it is `max_age` old: a key the pool no
-    /// longer lists stops verifying; a fetch that fails for now keeps the set.
-    pub fn with_max_age(mut self, max_age: Duration) -> JwksCache {
-        self.max_age = max_age;
-        self
+    fn target<'k>(&self, _kid: &'k str) -> &'k str {
+        JWKS_TARGET
     }
 
-    /// True once a JWKS with a usable key has been fetched.
-    pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
-    }
-
-    /// The key for `kid`, fetching the JWKS when it is unknown (rules 3, 9).
-    pub async fn key(&self, kid: &str) -> Result<Arc<Jwk>, Rejection> {
-        if let Some(found) = self.find(kid) {
-            if !self.is_due() {
-                return found;
-            }
-            self.revalidate().await;
-            return self.find(kid).unwrap_or(Err(Rejection::UnknownKid));
-        }
-        if self.penalty.is_penalised(kid) {
-            self.metrics.jwks_penalty_box();
-            return Err(self.unknown());
-        }
-        let arrived = Instant::now();
-        let mut flight = self.flight.lock().await;
-        if let Some(found) = self.find(kid) {
-            return found;
-        }
-        let fetched = if flight.last_started.is_some_and(|t| t >= arrived) {
-            // A fetch that started after this request arrived did not bring the kid.
-            self.metrics.jwks_penalty_box();
-            !self.last_failed.load(Ordering::Acquire)
-        } else {
-            let ok = self.fetch_in_turn(&mut flight).await;
-            if let Some(found) = self.find(kid) {
-                return found;
-            }
-            ok
-        };
-        if !fetched {
-            // The endpoint failed, not the kid: the fetch rate alone bounds retries.
-            return Err(Rejection::JwksUnavailable);
-        }
-        self.penalty.penalise(kid);
-        Err(Rejection::UnknownKid)
-    }
-
-    /// The initial load: fetches until a JWKS is in, backing off up to the penalty length.
-    /// Returns at once if a request's fetch got there first.
-    pub async fn load(&self) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            {
-                let mut flight = self.flight.lock().await;
-                if self.is_loaded() || self.fetch_in_turn(&mut flight).await {
-                    return;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.max_backoff);
-        }
-    }
-
-    fn is_due(&self) -> bool {
-        let due = self.due.lock().unwrap_or_else(|e| e.into_inner());
-        due.is_some_and(|at| Instant::now() >= at)
-    }
-
-    /// Fetches the set again. One request does it; the others meanwhile
-    /// verify with the set we have, rather than wait. A failure for now keeps
-    /// the set and tries again a penalty length later.
-    async fn revalidate(&self) {
-        let Ok(mut flight) = self.flight.try_lock() else {
-            return;
-        };
-        if !self.is_due() {
-            return;
-        }
-        if !self.fetch_in_turn(&mut flight).await {
-            let retry = Instant::now() + self.max_backoff;
-            *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(retry);
-        }
-    }
-
-    fn find(&self, kid: &str) -> Option<Result<Arc<Jwk>, Rejection>> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .find(kid)
-    }
-
-    fn unknown(&self) -> Rejection {
-        if self.last_failed.load(Ordering::Acquire) {
-            Rejection::JwksUnavailable
-        } else {
-            Rejection::UnknownKid
-        }
-    }
-
-    /// One fetch under the lock, once the URL's fetch slot opens; replaces
-    /// the key set only with one that has a usable key.
-    async fn fetch_in_turn(&self, flight: &mut Flight) -> bool {
-        tokio::time::sleep(self.penalty.reserve()).await;
-        flight.last_started = Some(Instant::now());
-        let result = self.fetch().await;
+    /// Any failure is the endpoint's, never a `kid`'s: the set's URL
+    /// answering 404 says nothing about one key. A set with no usable key is
+    /// one too: it would leave us unable to verify anything.
+    async fn fetch(&self, _target: &str) -> Result<Vec<KeyEntry<Jwk>>, Failure> {
+        let result = self.fetch_set().await;
         self.metrics.jwks_fetch(result.is_ok());
-        let ok = match result {
+        match result {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS fetched");
-                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-                let next = Instant::now() + self.max_age;
-                *self.due.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
-                self.loaded.store(true, Ordering::Release);
-                true
+                Ok(keys.into_entries())
             }
             Err(e) => {
                 tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the keys we have");
-                false
+                Err(Failure::Transient)
             }
-        };
-        self.last_failed.store(!ok, Ordering::Release);
-        ok
+        }
     }
 
-    async fn fetch(&self) -> Result<KeySet, JwksError> {
+    fn count_penalised(&self) {
+        self.metrics.jwks_penalty_box();
+    }
+}
+
+impl JwksSource {
+    async fn fetch_set(&self) -> Result<KeySet, JwksError> {
         let body = self
             .fetcher
             .get(&self.url, MAX_JWKS_BYTES)
@@ -302,6 +178,21 @@ impl JwksCache {
             return Err(JwksError::NoUsableKey);
         }
         Ok(keys)
+    }
+}
+
+/// The keys of one user pool, fetched from its JWKS.
+pub(crate) type JwksKeys = KeyFetch<JwksSource>;
+
+impl JwksKeys {
+    /// The initial load: fetches until a JWKS is in (see [`KeyFetch::load`]).
+    pub(crate) async fn load_jwks(&self) {
+        self.load(JWKS_TARGET).await;
+    }
+
+    /// True once a JWKS with a usable key has been fetched.
+    pub(crate) fn is_loaded(&self) -> bool {
+        !self.is_empty()
     }
 }
 
@@ -382,6 +273,7 @@ fn usable_key(entry: serde_json::Value) -> Result<Jwk, &'static str> {
         .map_err(|_| "not a usable RSA key")?;
     Ok(Jwk {
         key: DecodingKey::from_rsa_raw_components(&n, &e),
+        bytes: n.len() + e.len(),
     })
 }
 
@@ -396,7 +288,10 @@ fn modulus_bits(n: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key_fetch::KeyTiming;
+    use crate::penalty::PENALTY;
     use serde_json::json;
+    use std::time::{Duration, Instant};
     use testkit::keys::{jwks, test_key, Answer, KeyServer, TestKey};
 
     fn one(entry: serde_json::Value) -> KeySet {
@@ -495,35 +390,42 @@ mod tests {
         assert_eq!(keys.keys().collect::<Vec<_>>(), ["kid-0"]);
     }
 
-    fn cache(server: &KeyServer, penalty: Duration) -> JwksCache {
-        JwksCache::with_timing(
-            server.url(),
-            Fetcher::new().unwrap(),
-            Arc::new(Metrics::default()),
+    fn cache(server: &KeyServer, penalty: Duration) -> JwksKeys {
+        cache_timed(server, penalty, KeyTiming::default().max_age)
+    }
+
+    fn cache_timed(server: &KeyServer, penalty: Duration, max_age: Duration) -> JwksKeys {
+        let timing = KeyTiming {
             penalty,
-            FETCH_INTERVAL,
-        )
+            max_age,
+            ..KeyTiming::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        JwksKeys::new(server.url(), Fetcher::new().unwrap(), metrics, timing)
     }
 
     #[tokio::test]
     async fn rule9_the_set_is_fetched_again_once_old_and_a_dropped_key_stops_verifying() {
         let server = KeyServer::jwks(&[test_key(0), test_key(1)]).await;
         let max_age = Duration::from_millis(200);
-        let c = cache(&server, Duration::from_millis(300)).with_max_age(max_age);
-        c.load().await;
+        let c = cache_timed(&server, Duration::from_millis(300), max_age);
+        c.load_jwks().await;
         server.set(Answer::Status(500, String::new()));
         tokio::time::sleep(max_age).await;
         assert!(
-            c.key("kid-0").await.is_ok(),
+            c.key("kid-0", None).await.is_ok(),
             "a fetch that failed for now keeps the set"
         );
         assert_eq!(server.hits(), 2);
-        assert!(c.key("kid-0").await.is_ok());
+        assert!(c.key("kid-0", None).await.is_ok());
         assert_eq!(server.hits(), 2, "tried again later, not per request");
         server.set(Answer::Body(jwks(&[test_key(1)]).to_string()));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(c.key("kid-0").await.unwrap_err(), Rejection::UnknownKid);
-        assert!(c.key("kid-1").await.is_ok());
+        assert_eq!(
+            c.key("kid-0", None).await.unwrap_err(),
+            Rejection::UnknownKid
+        );
+        assert!(c.key("kid-1", None).await.is_ok());
         assert_eq!(server.hits(), 3, "one fetch re-validated the set");
     }
 
@@ -532,12 +434,12 @@ mod tests {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = cache(&server, PENALTY);
         assert!(!c.is_loaded());
-        c.load().await;
+        c.load_jwks().await;
         assert!(c.is_loaded());
         for _ in 0..10 {
-            c.key("kid-0").await.unwrap();
+            c.key("kid-0", None).await.unwrap();
         }
-        c.load().await; // already loaded: no fetch
+        c.load_jwks().await; // already loaded: no fetch
         assert_eq!(server.hits(), 1);
     }
 
@@ -545,19 +447,28 @@ mod tests {
     async fn rule9_unknown_kid_refetches_once_then_penalty_box() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = cache(&server, PENALTY);
-        c.load().await;
-        assert_eq!(c.key("nope").await.unwrap_err(), Rejection::UnknownKid);
+        c.load_jwks().await;
+        assert_eq!(
+            c.key("nope", None).await.unwrap_err(),
+            Rejection::UnknownKid
+        );
         assert_eq!(server.hits(), 2, "an unknown kid triggers one refetch");
         // The new key is published; the junk kid is in the penalty box: no fetch for it.
         server.set(Answer::Body(jwks(&[test_key(0), test_key(1)]).to_string()));
         for _ in 0..3 {
-            assert_eq!(c.key("nope").await.unwrap_err(), Rejection::UnknownKid);
+            assert_eq!(
+                c.key("nope", None).await.unwrap_err(),
+                Rejection::UnknownKid
+            );
         }
         assert_eq!(server.hits(), 2, "no refetch for a penalised kid");
-        assert!(c.key("kid-0").await.is_ok(), "known keys keep working");
+        assert!(
+            c.key("kid-0", None).await.is_ok(),
+            "known keys keep working"
+        );
         // The junk kid does not hold back the real one: it waits for the next fetch slot only.
         let started = Instant::now();
-        assert!(c.key("kid-1").await.is_ok());
+        assert!(c.key("kid-1", None).await.is_ok());
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -575,27 +486,27 @@ mod tests {
         ))
         .await;
         let c = cache(&server, PENALTY);
-        c.load().await;
+        c.load_jwks().await;
         for kid in ["kid-1", "kid-2", "kid-1"] {
             assert_eq!(
-                c.key(kid).await.unwrap_err(),
+                c.key(kid, None).await.unwrap_err(),
                 Rejection::UnusableKey,
                 "{kid}"
             );
         }
         assert_eq!(server.hits(), 1, "no fetch for a listed kid");
-        assert!(c.key("kid-0").await.is_ok());
+        assert!(c.key("kid-0", None).await.is_ok());
     }
 
     #[tokio::test]
     async fn rule9_a_flood_of_fresh_kids_is_bounded_by_the_fetch_rate() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = Arc::new(cache(&server, PENALTY));
-        c.load().await;
+        c.load_jwks().await;
         let flood: Vec<_> = (0..60)
             .map(|i| {
                 let c = c.clone();
-                tokio::spawn(async move { c.key(&format!("junk-{i}")).await })
+                tokio::spawn(async move { c.key(&format!("junk-{i}"), None).await })
             })
             .collect();
         for t in flood {
@@ -608,28 +519,107 @@ mod tests {
         );
         let before = server.hits();
         for i in 0..60 {
-            assert!(c.key(&format!("junk-{i}")).await.is_err());
+            assert!(c.key(&format!("junk-{i}"), None).await.is_err());
         }
         assert_eq!(server.hits(), before, "every junk kid is penalised");
+    }
+
+    #[tokio::test]
+    async fn rule9_one_senders_flood_of_junk_kids_cannot_keep_out_a_real_new_key() {
+        const KIDS_PER_ROUND: usize = 75;
+        const REQUESTS_PER_KID: usize = 16;
+        const REAL_REQUESTS: usize = 12;
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let interval = Duration::from_millis(100);
+        let timing = KeyTiming {
+            interval,
+            ..KeyTiming::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let c = Arc::new(JwksKeys::new(
+            server.url(),
+            Fetcher::new().unwrap(),
+            metrics,
+            timing,
+        ));
+        c.load_jwks().await;
+        let t0 = Instant::now();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // One sender, rounds of 75 fresh kids, 16 requests each, never waiting for an answer.
+        let attacker = {
+            let (c, stop) = (c.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut kids) = (Vec::new(), 0);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    for _ in 0..KIDS_PER_ROUND * REQUESTS_PER_KID {
+                        let (c, kid) = (c.clone(), format!("junk-{}", kids / REQUESTS_PER_KID));
+                        kids += 1;
+                        sent.push(tokio::spawn(
+                            async move { c.key(&kid, None).await.map(drop) },
+                        ));
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+                for s in sent.iter_mut() {
+                    let r = s.await.unwrap();
+                    assert!(
+                        matches!(r, Err(Rejection::UnknownKid | Rejection::JwksUnavailable)),
+                        "{r:?}"
+                    );
+                }
+                (kids / REQUESTS_PER_KID, sent.len())
+            })
+        };
+        tokio::time::sleep(interval * 5 / 2).await;
+        server.set(Answer::Body(jwks(&[test_key(0), test_key(1)]).to_string()));
+        let mut real = Vec::new();
+        for _ in 0..REAL_REQUESTS / 2 {
+            for _ in 0..2 {
+                let c = c.clone();
+                real.push(tokio::spawn(
+                    async move { c.key("kid-1", None).await.map(drop) },
+                ));
+            }
+            tokio::time::sleep(interval * 11 / 10).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (junk_kids, junk_requests) = attacker.await.unwrap();
+        let mut served = 0;
+        for r in real {
+            assert_eq!(r.await.unwrap(), Ok(()), "a real request was refused");
+            served += 1;
+        }
+        let (fetches, elapsed) = (server.hits() - 1, t0.elapsed());
+        eprintln!(
+            "JWKS flood: {junk_requests} junk requests for {junk_kids} junk kids from one sender; \
+             {fetches} fetches of the set in {elapsed:?}; real key: {served} of {REAL_REQUESTS} served"
+        );
+        let bound = (elapsed.as_secs_f64() / interval.as_secs_f64()) as usize + 1;
+        assert!(fetches <= bound, "{fetches} fetches in {elapsed:?}");
+        assert!(
+            junk_kids > 10 * fetches,
+            "the flood outnumbered the slots: {junk_kids}"
+        );
+        assert_eq!(c.queue().len(), 0, "nothing stays queued");
     }
 
     #[tokio::test]
     async fn rule9_a_jwks_with_no_usable_key_never_replaces_a_usable_set() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = cache(&server, PENALTY);
-        c.load().await;
+        c.load_jwks().await;
         let enc_only = tweak(test_key(1), |j| j["use"] = json!("enc"));
         server.set(Answer::Body(json!({ "keys": [enc_only] }).to_string()));
         assert_eq!(
-            c.key("kid-9").await.unwrap_err(),
+            c.key("kid-9", None).await.unwrap_err(),
             Rejection::JwksUnavailable
         );
         assert_eq!(server.hits(), 2);
-        assert!(c.key("kid-0").await.is_ok(), "the usable set is kept");
+        assert!(c.key("kid-0", None).await.is_ok(), "the usable set is kept");
         let empty = KeyServer::start(Answer::Body("{\"keys\": []}".into())).await;
         let c = cache(&empty, PENALTY);
         assert_eq!(
-            c.key("kid-0").await.unwrap_err(),
+            c.key("kid-0", None).await.unwrap_err(),
             Rejection::JwksUnavailable
         );
         assert!(!c.is_loaded(), "no usable key: not ready");
@@ -639,14 +629,14 @@ mod tests {
     async fn rule9_penalty_expires_and_a_rotated_key_is_picked_up() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = cache(&server, Duration::from_millis(200));
-        c.load().await;
-        assert!(c.key("kid-1").await.is_err());
+        c.load_jwks().await;
+        assert!(c.key("kid-1", None).await.is_err());
         server.set(Answer::Body(jwks(&[test_key(1)]).to_string()));
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(c.key("kid-1").await.is_ok());
+        assert!(c.key("kid-1", None).await.is_ok());
         assert_eq!(server.hits(), 3);
         assert!(
-            c.key("kid-0").await.is_err(),
+            c.key("kid-0", None).await.is_err(),
             "a key removed from the JWKS is dropped after a successful refetch"
         );
     }
@@ -662,7 +652,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let c = c.clone();
-                tokio::spawn(async move { c.key("kid-0").await.is_ok() })
+                tokio::spawn(async move { c.key("kid-0", None).await.is_ok() })
             })
             .collect();
         for t in tasks {
@@ -675,18 +665,18 @@ mod tests {
     async fn rule9_fetch_failures_keep_known_keys_and_are_penalised() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
         let c = cache(&server, PENALTY);
-        c.load().await;
+        c.load_jwks().await;
         server.stop();
         assert_eq!(
-            c.key("kid-1").await.unwrap_err(),
+            c.key("kid-1", None).await.unwrap_err(),
             Rejection::JwksUnavailable
         );
         assert_eq!(
-            c.key("kid-2").await.unwrap_err(),
+            c.key("kid-2", None).await.unwrap_err(),
             Rejection::JwksUnavailable,
             "penalised: shares the failure"
         );
-        assert!(c.key("kid-0").await.is_ok());
+        assert!(c.key("kid-0", None).await.is_ok());
     }
 
     #[tokio::test]
@@ -702,7 +692,7 @@ mod tests {
             let server = KeyServer::start(answer.clone()).await;
             let c = cache(&server, PENALTY);
             assert_eq!(
-                c.key("kid-0").await.unwrap_err(),
+                c.key("kid-0", None).await.unwrap_err(),
                 Rejection::JwksUnavailable,
                 "{answer:?}"
             );
@@ -716,7 +706,7 @@ mod tests {
         let server = KeyServer::start(Answer::Status(302, target.url())).await;
         let c = cache(&server, PENALTY);
         assert_eq!(
-            c.key("kid-0").await.unwrap_err(),
+            c.key("kid-0", None).await.unwrap_err(),
             Rejection::JwksUnavailable
         );
         assert_eq!(target.hits(), 0);
@@ -726,11 +716,11 @@ mod tests {
     async fn rule9_transport_errors_are_retried_once() {
         let server = KeyServer::start(Answer::Hangup).await;
         let c = cache(&server, PENALTY);
-        assert!(c.key("kid-0").await.is_err());
+        assert!(c.key("kid-0", None).await.is_err());
         assert_eq!(server.hits(), 2, "one retry after a transport error");
         let server = KeyServer::start(Answer::Status(503, String::new())).await;
         let c = cache(&server, PENALTY);
-        assert!(c.key("kid-0").await.is_err());
+        assert!(c.key("kid-0", None).await.is_err());
         assert_eq!(server.hits(), 1, "no retry after a bad status");
     }
 
@@ -744,7 +734,7 @@ mod tests {
         let c = cache(&server, PENALTY);
         let started = Instant::now();
         assert_eq!(
-            c.key("kid-0").await.unwrap_err(),
+            c.key("kid-0", None).await.unwrap_err(),
             Rejection::JwksUnavailable
         );
         assert!(
@@ -760,7 +750,7 @@ mod tests {
         let c = Arc::new(cache(&server, Duration::from_millis(400)));
         let loader = tokio::spawn({
             let c = c.clone();
-            async move { c.load().await }
+            async move { c.load_jwks().await }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!c.is_loaded());

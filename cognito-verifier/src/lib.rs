@@ -76,12 +76,14 @@
 //! # Limits
 //!
 //! Every cache and queue is bounded in bytes
-//! ([`VerifierConfig::max_cache_bytes`]): the verified-token cache, the
-//! `kid`s refused without a fetch, the ALB keys kept and waiting. A key URL is
-//! fetched at most once a second, one fetch per `kid` at a time; a `kid` the
-//! key URL does not know is not asked for again for 10 seconds; kept keys are
-//! fetched again once an hour old. A fetch that failed for now (5xx, timeout,
-//! connection) answers 503 and is retried at the normal rate.
+//! ([`VerifierConfig::max_cache_bytes`]): the verified-token cache, and for
+//! each key source (a pool's JWKS, ALB's keys) the `kid`s refused without a
+//! fetch, the fetches waiting and the keys kept. A key source is fetched at
+//! most once a second, one fetch per key at a time, a request waiting at
+//! most three seconds for its fetch to start; a `kid` the source does not
+//! know is not asked for again for 10 seconds; kept keys are fetched again
+//! once an hour old. A fetch that failed for now (5xx, timeout, connection)
+//! answers 503 and is retried at the normal rate.
 //!
 //! # Metrics
 //!
@@ -96,11 +98,14 @@ mod alb_keys;
 mod cache;
 mod config;
 mod fetch;
+mod fetch_queue;
 mod headers;
 mod identity;
 mod jose;
 mod jwks;
 mod jwt;
+mod kept_keys;
+mod key_fetch;
 mod layer;
 mod metrics;
 mod penalty;

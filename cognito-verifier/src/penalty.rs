@@ -4,9 +4,8 @@
 //! did not bring it is not fetched again for [`PENALTY`] (per `kid`, so one
 //! junk `kid` cannot hold back a real rotation), and the URL is fetched at
 //! most once per [`FETCH_INTERVAL`] whatever the `kid`s (so a flood of fresh
-//! junk `kid`s stays bounded). The JWKS path fetches in turn, so a real new
-//! `kid` waits at most about one interval; the ALB key path queues its `kid`s
-//! and gives each slot to the one most asked for (`crate::alb_keys::AlbKeys`).
+//! junk `kid`s stays bounded). `crate::key_fetch::KeyFetch` decides which
+//! waiting fetch an open slot goes to.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -86,12 +85,6 @@ impl PenaltyBox {
             t.saturating_duration_since(Instant::now())
         })
     }
-
-    /// Reserves the next fetch slot, however far (at most one interval while
-    /// callers are serialised, as the JWKS path is), and returns the wait.
-    pub fn reserve(&self) -> Duration {
-        self.reserve_within(Duration::MAX).unwrap_or_default()
-    }
 }
 
 #[cfg(test)]
@@ -133,8 +126,12 @@ mod tests {
     fn fetches_are_spaced_by_the_interval() {
         let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
         let t0 = Instant::now();
-        assert_eq!(b.reserve(), Duration::ZERO, "the first fetch goes at once");
-        let second = b.reserve();
+        assert_eq!(
+            b.reserve_within(Duration::MAX).unwrap(),
+            Duration::ZERO,
+            "the first fetch goes at once"
+        );
+        let second = b.reserve_within(Duration::MAX).unwrap();
         assert!(second <= Duration::from_secs(1), "{second:?}");
         assert!(
             second + t0.elapsed() >= Duration::from_secs(1),
@@ -144,7 +141,7 @@ mod tests {
             b.reserve_within(Duration::from_secs(1)).is_none(),
             "the slot after next is two intervals away"
         );
-        let third = b.reserve();
+        let third = b.reserve_within(Duration::MAX).unwrap();
         assert!(third + t0.elapsed() >= Duration::from_secs(2), "{third:?}");
     }
 
@@ -152,7 +149,7 @@ mod tests {
     fn looking_at_the_next_slot_reserves_nothing() {
         let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
         assert_eq!(b.until_next_slot(), Duration::ZERO, "open before any fetch");
-        assert_eq!(b.reserve(), Duration::ZERO);
+        assert_eq!(b.reserve_within(Duration::MAX).unwrap(), Duration::ZERO);
         let wait = b.until_next_slot();
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::alb::{AlbVerifier, Identities};
-use crate::alb_keys::{AlbKeys, KeyTiming};
+use crate::alb_keys::AlbKeys;
 use crate::cache::{key_of, unix_now, TokenCache};
 use crate::config::VerifierConfig;
 use crate::fetch::Fetcher;
@@ -19,8 +19,9 @@ use crate::headers::{
     single_header, token_from, TokenSource, OIDC_DATA_HEADER, OIDC_IDENTITY_HEADER,
 };
 use crate::identity::{CallerKind, Identity};
-use crate::jwks::JwksCache;
+use crate::jwks::JwksKeys;
 use crate::jwt::{self, Expected, MAX_TOKEN_LEN};
+use crate::key_fetch::KeyTiming;
 use crate::metrics::Metrics;
 use crate::rejection::Rejection;
 
@@ -47,7 +48,7 @@ impl std::error::Error for SetupError {}
 /// One accepted user pool: what its tokens' claims must say, and its keys.
 struct Pool {
     expected: Expected,
-    jwks: JwksCache,
+    jwks: JwksKeys,
 }
 
 /// Verifies callers: owns each pool's keys, the verified-token cache and the
@@ -98,12 +99,15 @@ impl Verifier {
                     client_ids: pool.client_ids().to_vec(),
                     leeway: config.leeway,
                 },
-                jwks: JwksCache::new(
+                jwks: JwksKeys::new(
                     pool.jwks_url().to_string(),
                     fetcher.clone(),
                     metrics.clone(),
-                )
-                .with_max_age(config.jwks_max_age),
+                    KeyTiming {
+                        max_age: config.jwks_max_age,
+                        ..KeyTiming::default()
+                    },
+                ),
             })
             .collect();
         let alb = config.alb.as_ref().map(|alb| {
@@ -126,7 +130,7 @@ impl Verifier {
     /// it is in. Run it once at start, in the background (a request's own
     /// fetch may get there first; this then returns at once).
     pub async fn load_keys(&self) {
-        let loads = self.pools.iter().map(|p| p.jwks.load());
+        let loads = self.pools.iter().map(|p| p.jwks.load_jwks());
         futures_util::future::join_all(loads).await;
     }
 
@@ -271,7 +275,7 @@ impl Verifier {
         }
         let parsed = jwt::parse(token)?;
         let pool = self.pool_of(parsed.claims.iss.as_deref())?;
-        let jwk = pool.jwks.key(&parsed.kid).await?;
+        let jwk = pool.jwks.key(&parsed.kid, None).await?;
         jwk.verify(parsed.signing_input, parsed.signature)?;
         parsed.claims.check(&pool.expected, now)?;
         let verified = Arc::new(Identity::from_claims(parsed.claims));
