@@ -6,7 +6,7 @@
 //! count once.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -84,32 +84,30 @@ impl FetchQueue {
         target: &'a str,
         caller: Option<u64>,
     ) -> Result<(Waiter<'a>, DoneReceiver), Failure> {
-        let mut targets = self.lock();
+        let Targets { pending, arrivals } = &mut *self.lock();
         let elsewhere = |c| {
-            targets
-                .pending
+            pending
                 .iter()
                 .any(|(t, p)| t != target && p.callers.contains(&c))
         };
         if caller.is_some_and(elsewhere) {
             return Err(Failure::Busy);
         }
-        let p = match targets.pending.get(target) {
-            Some(_) => targets.pending.get_mut(target),
-            None if targets.pending.len() >= MAX_PENDING_TARGETS => return Err(Failure::Busy),
-            None => {
-                targets.arrivals += 1;
-                let pending = Pending {
+        let full = pending.len() >= MAX_PENDING_TARGETS;
+        let p = match pending.entry(target.to_string()) {
+            Entry::Occupied(p) => p.into_mut(),
+            Entry::Vacant(_) if full => return Err(Failure::Busy),
+            Entry::Vacant(p) => {
+                *arrivals += 1;
+                p.insert(Pending {
                     waiters: 0,
                     callers: Vec::new(),
-                    since: targets.arrivals,
+                    since: *arrivals,
                     in_flight: false,
                     done: watch::channel(None).0,
-                };
-                Some(targets.pending.entry(target.to_string()).or_insert(pending))
+                })
             }
         };
-        let p = p.expect("present or just inserted");
         p.waiters += 1;
         if let Some(c) = caller {
             if p.callers.len() < MAX_CALLERS_COUNTED && !p.callers.contains(&c) {
@@ -148,6 +146,11 @@ impl FetchQueue {
                 p.done.send_replace(Some(done));
             }
         }
+    }
+
+    /// True while `target` waits for a fetch or is being fetched.
+    pub(crate) fn contains(&self, target: &str) -> bool {
+        self.lock().pending.contains_key(target)
     }
 
     /// Targets queued or being fetched.

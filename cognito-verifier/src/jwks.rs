@@ -10,7 +10,6 @@
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::fetch::{FetchError, Fetcher};
@@ -40,55 +39,6 @@ impl Jwk {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => Err(Rejection::InvalidSignature),
         }
-    }
-}
-
-/// The keys of one JWKS document: usable ones by `kid`, and the `kid`s
-/// listed with no usable key (refused without a fetch).
-#[derive(Debug, Default)]
-pub struct KeySet {
-    usable: HashMap<String, Arc<Jwk>>,
-    unusable: HashSet<String>,
-}
-
-impl KeySet {
-    /// Usable keys held.
-    pub fn len(&self) -> usize {
-        self.usable.len()
-    }
-
-    /// True when no key is usable.
-    pub fn is_empty(&self) -> bool {
-        self.usable.is_empty()
-    }
-
-    /// The `kid`s of the usable keys.
-    #[cfg(test)]
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.usable.keys()
-    }
-
-    /// The entries to keep, usable keys first (so a memory bound drops the others first).
-    fn into_entries(self) -> Vec<KeyEntry<Jwk>> {
-        let usable = self.usable.into_iter().map(|(kid, key)| KeyEntry {
-            kid,
-            bytes: key.bytes,
-            key: Some(key),
-        });
-        let unusable = self.unusable.into_iter().map(|kid| KeyEntry {
-            kid,
-            key: None,
-            bytes: 0,
-        });
-        usable.chain(unusable).collect()
-    }
-}
-
-impl std::ops::Index<&str> for KeySet {
-    type Output = Jwk;
-
-    fn index(&self, kid: &str) -> &Jwk {
-        &self.usable[kid]
     }
 }
 
@@ -152,7 +102,7 @@ impl KeySource for JwksSource {
         match result {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS fetched");
-                Ok(keys.into_entries())
+                Ok(keys)
             }
             Err(e) => {
                 tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the keys we have");
@@ -167,14 +117,14 @@ impl KeySource for JwksSource {
 }
 
 impl JwksSource {
-    async fn fetch_set(&self) -> Result<KeySet, JwksError> {
+    async fn fetch_set(&self) -> Result<Vec<KeyEntry<Jwk>>, JwksError> {
         let body = self
             .fetcher
             .get(&self.url, MAX_JWKS_BYTES)
             .await
             .map_err(JwksError::Fetch)?;
         let keys = parse_jwks(&body)?;
-        if keys.is_empty() {
+        if !keys.iter().any(|k| k.key.is_some()) {
             return Err(JwksError::NoUsableKey);
         }
         Ok(keys)
@@ -213,11 +163,13 @@ struct RawJwk {
     e: String,
 }
 
-/// Parses a JWKS document; entries that fail rule 3 are skipped, not fatal,
-/// and their `kid`s remembered as unusable.
-pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
+/// Parses a JWKS document into its entries, the usable keys first: an
+/// entry that fails rule 3 is kept as unusable (refused without a fetch),
+/// not fatal, and where a `kid` has several entries the first usable one
+/// wins (the kept set keeps the first entry for a `kid`).
+pub fn parse_jwks(body: &[u8]) -> Result<Vec<KeyEntry<Jwk>>, JwksError> {
     let doc: JwksDoc = json_object(body).ok_or(JwksError::Invalid)?;
-    let mut keys = KeySet::default();
+    let (mut usable, mut unusable) = (Vec::new(), Vec::new());
     for entry in doc.keys {
         let Some(kid) = entry
             .get("kid")
@@ -231,19 +183,23 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
             continue;
         };
         match usable_key(entry) {
-            Ok(jwk) => {
-                // The first entry for a kid wins: a later duplicate cannot shadow it.
-                keys.usable.entry(kid).or_insert_with(|| Arc::new(jwk));
-            }
+            Ok(jwk) => usable.push(KeyEntry {
+                kid,
+                bytes: jwk.bytes,
+                key: Some(Arc::new(jwk)),
+            }),
             Err(why) => {
                 tracing::warn!(reason = why, kid = %kid, "ignoring a JWKS entry");
-                keys.unusable.insert(kid);
+                unusable.push(KeyEntry {
+                    kid,
+                    key: None,
+                    bytes: 0,
+                });
             }
         }
     }
-    let KeySet { usable, unusable } = &mut keys;
-    unusable.retain(|kid| !usable.contains_key(kid));
-    Ok(keys)
+    usable.append(&mut unusable);
+    Ok(usable)
 }
 
 /// Rule 3: `kty` RSA, `use` absent or `sig`, `alg` absent or RS256 (the only
@@ -289,12 +245,24 @@ fn modulus_bits(n: &[u8]) -> usize {
 mod tests {
     use super::*;
     use crate::key_fetch::KeyTiming;
-    use crate::penalty::PENALTY;
+    use crate::penalty::{FETCH_INTERVAL, PENALTY};
     use serde_json::json;
     use std::time::{Duration, Instant};
     use testkit::keys::{jwks, test_key, Answer, KeyServer, TestKey};
 
-    fn one(entry: serde_json::Value) -> KeySet {
+    /// The `kid`s of the usable keys.
+    fn usable(entries: &[KeyEntry<Jwk>]) -> Vec<&str> {
+        let usable = entries.iter().filter(|e| e.key.is_some());
+        usable.map(|e| e.kid.as_str()).collect()
+    }
+
+    /// The first usable key for `kid`.
+    fn key<'a>(entries: &'a [KeyEntry<Jwk>], kid: &str) -> &'a Jwk {
+        let found = entries.iter().find(|e| e.kid == kid && e.key.is_some());
+        found.and_then(|e| e.key.as_deref()).unwrap()
+    }
+
+    fn one(entry: serde_json::Value) -> Vec<KeyEntry<Jwk>> {
         parse_jwks(json!({ "keys": [entry] }).to_string().as_bytes()).unwrap()
     }
 
@@ -310,53 +278,53 @@ mod tests {
         let keys = one(k.jwk());
         let tok = k.sign(&json!({"a": 1}));
         let (input, sig) = tok.rsplit_once('.').unwrap();
-        assert_eq!(keys["kid-0"].verify(input.as_bytes(), sig), Ok(()));
+        assert_eq!(key(&keys, "kid-0").verify(input.as_bytes(), sig), Ok(()));
         assert_eq!(
-            keys["kid-0"].verify(b"other", sig),
+            key(&keys, "kid-0").verify(b"other", sig),
             Err(Rejection::InvalidSignature)
         );
     }
 
     #[test]
     fn rule3_kty_must_be_rsa() {
-        assert!(one(tweak(test_key(0), |j| j["kty"] = json!("EC"))).is_empty());
+        assert!(usable(&one(tweak(test_key(0), |j| j["kty"] = json!("EC")))).is_empty());
     }
 
     #[test]
     fn rule3_use_must_be_absent_or_sig() {
-        assert!(one(tweak(test_key(0), |j| j["use"] = json!("enc"))).is_empty());
-        assert!(one(tweak(test_key(0), |j| j["use"] = json!(null))).is_empty());
+        assert!(usable(&one(tweak(test_key(0), |j| j["use"] = json!("enc")))).is_empty());
+        assert!(usable(&one(tweak(test_key(0), |j| j["use"] = json!(null)))).is_empty());
         let absent = one(tweak(test_key(0), |j| {
             j.as_object_mut().unwrap().remove("use");
         }));
-        assert_eq!(absent.len(), 1);
+        assert_eq!(usable(&absent).len(), 1);
     }
 
     #[test]
     fn rule3_alg_must_be_absent_or_rs256() {
         for alg in ["RS512", "PS256", "HS256", "none"] {
             assert!(
-                one(tweak(test_key(0), |j| j["alg"] = json!(alg))).is_empty(),
+                usable(&one(tweak(test_key(0), |j| j["alg"] = json!(alg)))).is_empty(),
                 "{alg}"
             );
         }
         let absent = one(tweak(test_key(0), |j| {
             j.as_object_mut().unwrap().remove("alg");
         }));
-        assert_eq!(absent.len(), 1);
+        assert_eq!(usable(&absent).len(), 1);
     }
 
     #[test]
     fn rule3_n_and_e_must_be_non_empty_valid_key_material() {
         for (m, v) in [("n", ""), ("e", ""), ("n", "!!"), ("n", "AQAB")] {
             assert!(
-                one(tweak(test_key(0), |j| j[m] = json!(v))).is_empty(),
+                usable(&one(tweak(test_key(0), |j| j[m] = json!(v)))).is_empty(),
                 "{m}={v}"
             );
         }
-        assert!(one(tweak(test_key(0), |j| {
+        assert!(usable(&one(tweak(test_key(0), |j| {
             j.as_object_mut().unwrap().remove("n");
-        }))
+        })))
         .is_empty());
     }
 
@@ -375,7 +343,7 @@ mod tests {
         .unwrap();
         let tok = test_key(0).sign(&json!({}));
         let (input, sig) = tok.rsplit_once('.').unwrap();
-        assert!(keys["kid-0"].verify(input.as_bytes(), sig).is_ok());
+        assert!(key(&keys, "kid-0").verify(input.as_bytes(), sig).is_ok());
     }
 
     #[test]
@@ -387,7 +355,7 @@ mod tests {
             test_key(0).jwk(),
         ]});
         let keys = parse_jwks(doc.to_string().as_bytes()).unwrap();
-        assert_eq!(keys.keys().collect::<Vec<_>>(), ["kid-0"]);
+        assert_eq!(usable(&keys), ["kid-0"]);
     }
 
     fn cache(server: &KeyServer, penalty: Duration) -> JwksKeys {
@@ -427,6 +395,25 @@ mod tests {
         );
         assert!(c.key("kid-1", None).await.is_ok());
         assert_eq!(server.hits(), 3, "one fetch re-validated the set");
+    }
+
+    #[tokio::test]
+    async fn rule9_while_one_request_revalidates_the_set_the_others_verify_with_it() {
+        let slow = Duration::from_millis(500);
+        let server = KeyServer::start(Answer::Slow(slow, jwks(&[test_key(0)]).to_string())).await;
+        let c = Arc::new(cache_timed(&server, PENALTY, Duration::from_millis(100)));
+        c.load_jwks().await;
+        tokio::time::sleep(FETCH_INTERVAL).await;
+        let first = tokio::spawn({
+            let c = c.clone();
+            async move { c.key("kid-0", None).await.map(drop) }
+        });
+        tokio::time::sleep(slow / 5).await;
+        let started = Instant::now();
+        assert!(c.key("kid-0", None).await.is_ok());
+        assert!(started.elapsed() < slow / 5, "{:?}", started.elapsed());
+        assert_eq!(first.await.unwrap(), Ok(()));
+        assert_eq!(server.hits(), 2, "one re-validation");
     }
 
     #[tokio::test]

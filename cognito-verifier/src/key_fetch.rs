@@ -80,8 +80,8 @@ pub(crate) trait KeySource: Send + Sync + 'static {
     const REFUSALS: Refusals;
     /// The source at `url`, fetching with `fetcher`, counting into `metrics`.
     fn at(url: String, fetcher: Fetcher, metrics: Arc<Metrics>) -> Self;
-    /// The document that answers for `kid`: a fetch of it replaces every
-    /// kept key whose `kid` has the same target.
+    /// The document that answers for `kid`: a fetch of it replaces what its
+    /// last fetch brought.
     fn target<'k>(&self, kid: &'k str) -> &'k str;
     /// Fetches `target` (and counts it): its entries, or why not
     /// ([`Failure::Transient`] or [`Failure::Refused`]; never `Busy`).
@@ -105,17 +105,16 @@ struct Shared<S: KeySource> {
 impl<S: KeySource> Shared<S> {
     /// Fetches `target` and keeps what it says.
     async fn fetch_and_keep(&self, target: &str) -> Result<(), Failure> {
-        let answered = |kid: &str| self.source.target(kid) == target;
         let entries = self.source.fetch(target).await;
         match entries {
             Ok(entries) => {
-                self.kept.replace(answered, entries, self.timing.max_age);
+                self.kept.replace(target, entries, self.timing.max_age);
                 return Ok(());
             }
-            Err(Failure::Refused) => self.kept.remove(answered),
+            Err(Failure::Refused) => self.kept.remove(target),
             Err(Failure::Transient | Failure::Busy) => {
-                self.kept
-                    .postpone(answered, Instant::now() + self.timing.penalty);
+                let retry = Instant::now() + self.timing.penalty;
+                self.kept.postpone(target, retry);
             }
         }
         entries.map(drop)
@@ -200,8 +199,13 @@ impl<S: KeySource> KeyFetch<S> {
         caller: Option<&str>,
     ) -> Result<Arc<S::Key>, Rejection> {
         let refusals = S::REFUSALS;
-        match self.shared.kept.get(kid) {
+        let target = self.shared.source.target(kid);
+        match self.shared.kept.get(target, kid) {
             Some((key, false)) => return key.ok_or(refusals.unusable),
+            // One request waits for the re-validation; the others meanwhile use the kept key.
+            Some((key, true)) if self.shared.queue.contains(target) => {
+                return key.ok_or(refusals.unusable)
+            }
             Some((_, true)) => {}
             None if self.shared.penalty.is_penalised(kid) => {
                 self.shared.source.count_penalised();
@@ -210,8 +214,8 @@ impl<S: KeySource> KeyFetch<S> {
             None => {}
         }
         let caller = caller.map(|c| self.caller_hash.hash_one(c));
-        let outcome = self.refresh(kid, caller).await;
-        match (self.shared.kept.get(kid), outcome) {
+        let outcome = self.refresh(target, kid, caller).await;
+        match (self.shared.kept.get(target, kid), outcome) {
             // Fetched again, or kept through a failure for now.
             (Some((key, _)), _) => key.ok_or(refusals.unusable),
             (None, Ok(()) | Err(Failure::Refused)) => {
@@ -224,13 +228,12 @@ impl<S: KeySource> KeyFetch<S> {
 
     /// Waits for a fetch of `kid`'s target that answers for this request:
     /// one that started after it arrived, or one that brought the `kid`.
-    async fn refresh(&self, kid: &str, caller: Option<u64>) -> Result<(), Failure> {
-        let target = self.shared.source.target(kid);
+    async fn refresh(&self, target: &str, kid: &str, caller: Option<u64>) -> Result<(), Failure> {
         let arrived = Instant::now();
         let deadline = arrived + self.shared.timing.interval * MAX_WAIT_INTERVALS;
         loop {
             let done = self.fetched(target, caller, deadline).await?;
-            if done.started >= arrived || self.shared.kept.get(kid).is_some() {
+            if done.started >= arrived || self.shared.kept.get(target, kid).is_some() {
                 return done.outcome;
             }
         }
@@ -266,18 +269,17 @@ impl<S: KeySource> KeyFetch<S> {
     ) -> Result<Done, Failure> {
         let (waiter, mut done) = self.shared.queue.join(target, caller)?;
         loop {
+            // Dropped (the lock released) as soon as another branch wins.
+            let start_next = async {
+                let _slot = self.slot.lock().await;
+                self.next_slot().await;
+                self.start_top_fetch();
+            };
             tokio::select! {
                 biased;
                 got = wait_done(&mut done) => return got,
                 () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
-                _slot = self.slot.lock(), if !waiter.in_flight() => {
-                    tokio::select! {
-                        biased;
-                        got = wait_done(&mut done) => return got,
-                        () = tokio::time::sleep_until(deadline) => return give_up(&waiter, &mut done).await,
-                        () = self.next_slot() => self.start_top_fetch(),
-                    }
-                }
+                () = start_next, if !waiter.in_flight() => {}
             }
         }
     }
@@ -298,10 +300,7 @@ impl<S: KeySource> KeyFetch<S> {
     /// (time out, or its client hang up) without cancelling it for the others.
     fn start_top_fetch(&self) {
         let penalty = &self.shared.penalty;
-        let top = self
-            .shared
-            .queue
-            .take_top(|| penalty.reserve_within(Duration::ZERO).is_some());
+        let top = self.shared.queue.take_top(|| penalty.try_reserve());
         if let Some((target, since)) = top {
             let flight = Flight {
                 shared: self.shared.clone(),

@@ -64,18 +64,15 @@ impl PenaltyBox {
         self.kids.weighted_size()
     }
 
-    /// Reserves the next fetch slot if it opens within `max_wait`: returns how
-    /// long to wait before fetching, or `None` (nothing reserved) when later.
-    pub fn reserve_within(&self, max_wait: Duration) -> Option<Duration> {
+    /// Takes the fetch slot if it is open (true); the next opens an interval later.
+    pub fn try_reserve(&self) -> bool {
         let now = Instant::now();
         let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
-        let start = next.map_or(now, |t| t.max(now));
-        let wait = start - now;
-        if wait > max_wait {
-            return None;
+        if next.is_some_and(|t| t > now) {
+            return false;
         }
-        *next = Some(start + self.interval);
-        Some(wait)
+        *next = Some(now + self.interval);
+        true
     }
 
     /// How long until the next fetch slot opens (zero when open), reserving nothing.
@@ -124,38 +121,15 @@ mod tests {
 
     #[test]
     fn fetches_are_spaced_by_the_interval() {
-        let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
-        let t0 = Instant::now();
-        assert_eq!(
-            b.reserve_within(Duration::MAX).unwrap(),
-            Duration::ZERO,
-            "the first fetch goes at once"
-        );
-        let second = b.reserve_within(Duration::MAX).unwrap();
-        assert!(second <= Duration::from_secs(1), "{second:?}");
-        assert!(
-            second + t0.elapsed() >= Duration::from_secs(1),
-            "{second:?}"
-        );
-        assert!(
-            b.reserve_within(Duration::from_secs(1)).is_none(),
-            "the slot after next is two intervals away"
-        );
-        let third = b.reserve_within(Duration::MAX).unwrap();
-        assert!(third + t0.elapsed() >= Duration::from_secs(2), "{third:?}");
-    }
-
-    #[test]
-    fn looking_at_the_next_slot_reserves_nothing() {
-        let b = PenaltyBox::new(PENALTY, Duration::from_secs(1));
+        let interval = Duration::from_millis(100);
+        let b = PenaltyBox::new(PENALTY, interval);
         assert_eq!(b.until_next_slot(), Duration::ZERO, "open before any fetch");
-        assert_eq!(b.reserve_within(Duration::MAX).unwrap(), Duration::ZERO);
+        assert!(b.try_reserve(), "the first fetch goes at once");
+        assert!(!b.try_reserve(), "the next slot is an interval away");
         let wait = b.until_next_slot();
-        assert!(
-            wait > Duration::ZERO && wait <= Duration::from_secs(1),
-            "{wait:?}"
-        );
+        assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
         assert!(b.until_next_slot() <= wait, "looking again moved nothing");
-        assert!(b.reserve_within(Duration::ZERO).is_none(), "not open yet");
+        std::thread::sleep(wait);
+        assert!(b.try_reserve());
     }
 }
