@@ -209,3 +209,64 @@ pub(crate) async fn wait_done(done: &mut DoneReceiver) -> Result<Done, Failure> 
         Err(_) => Err(Failure::Busy),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn top(q: &FetchQueue) -> Option<String> {
+        q.take_top(|| true).map(|(target, _)| target)
+    }
+
+    #[test]
+    fn the_slot_goes_to_the_most_distinct_callers_then_the_longest_waiting() {
+        let q = FetchQueue::default();
+        let _a = q.join("a", Some(1)).unwrap();
+        let _b = [q.join("b", Some(2)).unwrap(), q.join("b", Some(3)).unwrap()];
+        let _c = [q.join("c", Some(4)).unwrap(), q.join("c", Some(4)).unwrap()];
+        assert_eq!(top(&q).as_deref(), Some("b"), "two distinct callers");
+        assert_eq!(q.take_top(|| false), None, "no open slot: nothing taken");
+        assert_eq!(top(&q).as_deref(), Some("a"), "one caller each: by arrival");
+        assert_eq!(top(&q).as_deref(), Some("c"));
+        assert_eq!(top(&q), None, "each is taken once");
+    }
+
+    #[test]
+    fn a_caller_holds_one_place_and_the_targets_waiting_are_bounded() {
+        let q = FetchQueue::default();
+        let _a = q.join("a", Some(1)).unwrap();
+        assert_eq!(q.join("b", Some(1)).err(), Some(Failure::Busy));
+        assert!(q.join("a", Some(1)).is_ok(), "its own target again");
+        let targets: Vec<String> = (1..MAX_PENDING_TARGETS).map(|i| i.to_string()).collect();
+        let waiting: Vec<_> = targets.iter().map(|t| q.join(t, None).unwrap()).collect();
+        assert_eq!(q.join("one more", None).err(), Some(Failure::Busy));
+        assert_eq!(
+            q.waiters("a"),
+            Some(1),
+            "a request that left holds no place"
+        );
+        drop(waiting);
+        assert_eq!(q.len(), 1, "the last waiter to leave frees the place");
+    }
+
+    #[tokio::test]
+    async fn a_finished_fetch_tells_its_waiters_and_frees_its_target() {
+        let q = FetchQueue::default();
+        let (waiter, mut done) = q.join("a", None).unwrap();
+        let (_, since) = q.take_top(|| true).unwrap();
+        assert!(waiter.in_flight() && q.contains("a"));
+        drop(waiter);
+        assert!(q.contains("a"), "a fetch under way outlives its waiters");
+        let outcome = Err(Failure::Transient);
+        q.finish(
+            "a",
+            since,
+            Done {
+                started: Instant::now(),
+                outcome,
+            },
+        );
+        assert_eq!(wait_done(&mut done).await.map(|d| d.outcome), Ok(outcome));
+        assert!(!q.contains("a"));
+    }
+}
