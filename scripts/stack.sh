@@ -16,7 +16,7 @@
 #                  refused, alice writing and reading a note and bob getting 404 for it,
 #                  a machine client's token, a short oha run on the proxy (as ALB1 calls
 #                  it), then down (also on Ctrl-C or failure)
-#   up             start moto, seed Cognito, SSM and the notes table, start the backend,
+#   up             start moto, seed Cognito, SSM and the notes table, start the backend (BACKEND),
 #                  the proxy and the ALB1 stand-in; leave them running
 #   down           stop everything `up` started
 #   status         what is running, where the logs are
@@ -24,12 +24,14 @@
 #   bench-notes    up (own ports), oha on GET of one note and on /api/me through the proxy, side by side; down
 #   stop-backend / start-backend   take the backend away and bring it back (the proxy is not touched)
 #
-# Settings (environment): PLANB_RUN (state and logs, default .run), PLANB_PROFILE
-# (release|debug, default release), PROXY_PORT (8080), PROXY_ADMIN_PORT (9100),
+# Settings (environment): BACKEND (the service behind the proxy: planb-backend, the default, or
+# team-service, the example a team copies: examples/team-service), PLANB_RUN (state and logs, default
+# .run), PLANB_PROFILE (release|debug, default release), PROXY_PORT (8080), PROXY_ADMIN_PORT (9100),
 # BACKEND_PORT (8081), MOTO_PORT (5055), ALB_PORT (8000: ALB1's listener, the URL to open),
 # COGNITO_PORT (8001: the Cognito domain), ALB_KEYS_PORT (8002: ALB's public keys), AWS_REGION (ap-northeast-1),
 # CONNECTIONS (50), DURATION (10s), NOTES_TABLE (planb-notes), ALB1_SESSION_TIMEOUT (the stand-in's
-# session in seconds; default infra/alb1.json's). Anything else in the
+# session in seconds; default infra/alb1.json's), CORS_ALLOWED_ORIGINS (default http://localhost:3000,
+# a sample origin a page served on that port may call the API from). Anything else in the
 # environment reaches the backend as ECS would pass it (TOKEN_CACHE_SIZE, RUST_LOG, ...); ALB_ARN and
 # ALB_PUBLIC_KEY_URL default to the stand-in's (set, they replace them for the backend).
 set -euo pipefail
@@ -46,6 +48,12 @@ if [ "${1:-}" = bench-notes ]; then
   ALB_PORT=${ALB_PORT:-$(free_port)} COGNITO_PORT=${COGNITO_PORT:-$(free_port)}
   ALB_KEYS_PORT=${ALB_KEYS_PORT:-$(free_port)}
 fi
+SERVICE=${BACKEND:-planb-backend}
+case $SERVICE in
+  planb-backend|team-service) ;;
+  *) printf 'stack: BACKEND must be planb-backend or team-service, not %s\n' "$SERVICE" >&2; exit 2 ;;
+esac
+CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS-http://localhost:3000}
 PROFILE=${PLANB_PROFILE:-release}
 BIN=$ROOT/target/$PROFILE
 VENV=${PLANB_VENV:-$ROOT/.venv}
@@ -64,7 +72,7 @@ NOTES_TABLE=${NOTES_TABLE:-planb-notes}
 MOTO=http://127.0.0.1:$MOTO_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 PROXY_ADMIN=http://127.0.0.1:$PROXY_ADMIN_PORT
-BACKEND=http://127.0.0.1:$BACKEND_PORT
+BACKEND_URL=http://127.0.0.1:$BACKEND_PORT
 ALB=http://127.0.0.1:$ALB_PORT
 # Another host name than ALB1's, as a real Cognito domain is: its cookie stays its own.
 COGNITO_PUBLIC=http://localhost:$COGNITO_PORT
@@ -72,7 +80,7 @@ COGNITO=http://127.0.0.1:$COGNITO_PORT
 ALB_KEYS=http://127.0.0.1:$ALB_KEYS_PORT
 LOCAL_ALB_ARN=arn:aws:elasticloadbalancing:$REGION:000000000000:loadbalancer/app/planb-alb1-standin/0123456789abcdef
 ALB_ARN=${ALB_ARN:-$LOCAL_ALB_ARN}
-export PROXY PROXY_ADMIN BACKEND MOTO ALB COGNITO_PUBLIC ALB_KEYS ALB_ARN
+export PROXY PROXY_ADMIN BACKEND_URL MOTO ALB COGNITO_PUBLIC ALB_KEYS ALB_ARN
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
@@ -158,16 +166,21 @@ seed() {
     --user alice --group admins --callback-url "$ALB/oauth2/idpresponse" --logout-url "$ALB/" >"$RUN/alice.json"
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" cognito --endpoint "$MOTO" --region "$REGION" \
     --user bob --pool-id "$(field alice pool_id)" --client-id "$(field alice client_id)" >"$RUN/bob.json"
+  # team-service's machine routes want planb/write as well; a token can ask for fewer (scope=planb/read).
+  local scopes=(--scope read)
+  [ "$SERVICE" = team-service ] && scopes+=(--scope write)
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" machine-client --endpoint "$MOTO" --region "$REGION" \
-    --pool-id "$(field alice pool_id)" >"$RUN/machine.json"
+    --pool-id "$(field alice pool_id)" "${scopes[@]}" >"$RUN/machine.json"
   # "ALB2" here is the backend itself: the parameter holds its host name, the port is the proxy's config.
   "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" ssm-put --endpoint "$MOTO" --region "$REGION" \
     --name "$SSM_PARAMETER" --value 127.0.0.1 >/dev/null
-  say "creating the DynamoDB table $NOTES_TABLE (key owner S, note_id S) in moto"
-  "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" notes-table --endpoint "$MOTO" --region "$REGION" \
-    --name "$NOTES_TABLE" >/dev/null
-  # The cursor key, as infra passes a generated secret: one per stack, kept for restarts.
-  "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/cursor.key"
+  if [ "$SERVICE" = planb-backend ]; then
+    say "creating the DynamoDB table $NOTES_TABLE (key owner S, note_id S) in moto"
+    "$VENV/bin/python" "$ROOT/testkit/moto_seed.py" notes-table --endpoint "$MOTO" --region "$REGION" \
+      --name "$NOTES_TABLE" >/dev/null
+    # The cursor key, as infra passes a generated secret: one per stack, kept for restarts.
+    "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/cursor.key"
+  fi
   # The stand-in ALB's signing key id (a UUID, as ALB's are); the key itself it makes at start.
   "$VENV/bin/python" -c 'import uuid; print(uuid.uuid4())' >"$RUN/alb1.kid"
   rm -f "$RUN/alb1-key.pem"
@@ -180,17 +193,25 @@ field() { "$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[
 alb1() { PYTHONPATH=$ROOT/testkit "$VENV/bin/python" -m alb1 "$@"; }
 
 start_backend() {
-  say "starting planb-backend on 127.0.0.1:$BACKEND_PORT (log: $RUN/backend.log)"
-  # Allowed clients: ALB1's app client and the machine client, as infra passes them. The sign-out
-  # URL is the one registered on the app client, character for character (Cognito compares exactly),
-  # with the trailing slash infra's URL has.
-  COGNITO_USER_POOL_ID=$(field alice pool_id) COGNITO_REGION=$REGION \
-    COGNITO_APP_CLIENT_ID=$(field alice client_id),$(field machine client_id) COGNITO_JWKS_URL=$(field alice jwks_url) \
-    ALB_ARN=$ALB_ARN ALB_PUBLIC_KEY_URL=${ALB_PUBLIC_KEY_URL:-$ALB_KEYS} \
-    COGNITO_DOMAIN=$COGNITO_PUBLIC LOGOUT_REDIRECT_URL=$ALB/ \
-    NOTES_TABLE=$NOTES_TABLE NOTES_CURSOR_KEY=$(cat "$RUN/cursor.key") \
-    AWS_ENDPOINT_URL_DYNAMODB=$MOTO AWS_REGION=$REGION AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-    LISTEN_ADDR=127.0.0.1:$BACKEND_PORT start backend "$BIN/planb-backend"
+  say "starting $SERVICE on 127.0.0.1:$BACKEND_PORT, CORS origins: ${CORS_ALLOWED_ORIGINS:-none} (log: $RUN/backend.log)"
+  # What every service behind ALB1 gets, as infra passes it. Allowed clients: ALB1's app client and
+  # the machine client.
+  local common=(COGNITO_USER_POOL_ID="$(field alice pool_id)" COGNITO_REGION="$REGION"
+    COGNITO_APP_CLIENT_ID="$(field alice client_id),$(field machine client_id)"
+    COGNITO_JWKS_URL="$(field alice jwks_url)"
+    ALB_ARN="$ALB_ARN" ALB_PUBLIC_KEY_URL="${ALB_PUBLIC_KEY_URL:-$ALB_KEYS}"
+    CORS_ALLOWED_ORIGINS="$CORS_ALLOWED_ORIGINS" LISTEN_ADDR="127.0.0.1:$BACKEND_PORT")
+  if [ "$SERVICE" = team-service ]; then
+    start backend env "${common[@]}" "$BIN/team-service"
+  else
+    # The sign-out URL is the one registered on the app client, character for character (Cognito
+    # compares exactly), with the trailing slash infra's URL has.
+    start backend env "${common[@]}" \
+      COGNITO_DOMAIN="$COGNITO_PUBLIC" LOGOUT_REDIRECT_URL="$ALB/" \
+      NOTES_TABLE="$NOTES_TABLE" NOTES_CURSOR_KEY="$(cat "$RUN/cursor.key")" \
+      AWS_ENDPOINT_URL_DYNAMODB="$MOTO" AWS_REGION="$REGION" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+      "$BIN/planb-backend"
+  fi
   wait_http backend "http://127.0.0.1:$BACKEND_PORT/ready"
 }
 
@@ -247,6 +268,7 @@ up() {
   start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_http moto "$MOTO/moto-api/"
   seed
+  echo "$SERVICE" >"$RUN/service"
   start_backend
   start_proxy
   start_alb1
@@ -254,12 +276,12 @@ up() {
 }
 
 write_summary() {
-  "$VENV/bin/python" - "$RUN" <<'EOF' >"$RUN/stack.json"
+  SERVICE=$SERVICE "$VENV/bin/python" - "$RUN" <<'EOF' >"$RUN/stack.json"
 import json, os, sys
 run = sys.argv[1]
 alice, bob, machine = (json.load(open(f"{run}/{u}.json")) for u in ("alice", "bob", "machine"))
 print(json.dumps({"proxy": os.environ["PROXY"], "proxy_admin": os.environ["PROXY_ADMIN"],
-                  "backend": os.environ["BACKEND"], "moto": os.environ["MOTO"],
+                  "backend": os.environ["BACKEND_URL"], "service": os.environ["SERVICE"], "moto": os.environ["MOTO"],
                   "alb": os.environ["ALB"], "cognito": os.environ["COGNITO_PUBLIC"],
                   "alb_keys": os.environ["ALB_KEYS"], "alb_arn": os.environ["ALB_ARN"],
                   "alb_kid": open(f"{run}/alb1.kid").read().strip(),
@@ -395,31 +417,70 @@ status() {
   done
 }
 
+# try_session, try_machine: what to try with a session and with a machine's token, per service.
+try_session() {
+  if [ "$SERVICE" = team-service ]; then cat <<EOF
+           curl -H "Cookie: \$COOKIE" -H 'Content-Type: application/json' -d '{"item": "tea", "quantity": 2}' $ALB/api/orders
+           curl -H "Cookie: \$COOKIE" $ALB/api/orders/1
+           curl -X PATCH -H "Cookie: \$COOKIE" -H 'Content-Type: application/json' -d '{"status": "shipped"}' $ALB/api/orders/1
+           curl -H "Cookie: \$COOKIE" -H 'Content-Type: application/json' -d '{"item": "tea"}' $ALB/api/orders   # 422 missing_field
+EOF
+  else cat <<EOF
+           curl -H "Cookie: \$COOKIE" $ALB/api/me
+           curl -X PUT -H "Cookie: \$COOKIE" -H 'Content-Type: application/json' -d '{"text": "milk"}' $ALB/api/notes/groceries
+           curl -H "Cookie: \$COOKIE" "$ALB/api/notes?limit=10"
+EOF
+  fi
+}
+
+try_machine() {
+  if [ "$SERVICE" = team-service ]; then cat <<EOF
+           curl -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"item": "crate", "quantity": 1}' $ALB/api/orders
+           # a token asked for with -d scope=planb/read lacks planb/write: that POST is 403 missing_scope
+EOF
+  else cat <<EOF
+           curl -H "Authorization: Bearer \$TOKEN" $ALB/api/me
+EOF
+  fi
+}
+
 print_try() {
+  local metrics="curl $PROXY_ADMIN/metrics   and   curl $BACKEND_URL/metrics"
+  local load="make loadtest CONNECTIONS=50 DURATION=10s   (oha on the proxy with the headers ALB1 adds: $RUN/alice.headers)"
+  if [ "$SERVICE" = team-service ]; then
+    metrics="curl $PROXY_ADMIN/metrics"
+    load="oha -H \"Cookie: \$COOKIE\" $ALB/api/orders/1   (through ALB1 with alice's session)"
+  fi
   cat <<EOF
 
-The stack is up (state and logs in $RUN; 'make down' stops it).
+The stack is up with $SERVICE behind the proxy (state and logs in $RUN; 'make down' stops it).
   browser: open $ALB/ and sign in as alice or bob, password $(field alice password)
            (ALB1's login through the Cognito domain stand-in, $COGNITO_PUBLIC)
+  CORS:    ${CORS_ALLOWED_ORIGINS:-no origin} may call the API from a browser (CORS_ALLOWED_ORIGINS; empty: same origin only)
   session: COOKIE=\$(PYTHONPATH=$ROOT/testkit $VENV/bin/python -m alb1 login --alb $ALB --user alice --password '$(field alice password)')
-           curl -H "Cookie: \$COOKIE" $ALB/api/me
-           curl -X PUT -H "Cookie: \$COOKIE" -d '{"text": "milk"}' $ALB/api/notes/groceries
-           curl -H "Cookie: \$COOKIE" "$ALB/api/notes?limit=10"
+$(try_session)
   machine: TOKEN=\$(curl -s -u $(field machine client_id):$(field machine client_secret) -d grant_type=client_credentials $COGNITO/oauth2/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-           curl -H "Authorization: Bearer \$TOKEN" $ALB/api/me
-  metrics: curl $PROXY_ADMIN/metrics   and   curl $BACKEND/metrics
-  load:    make loadtest CONNECTIONS=50 DURATION=10s   (oha on the proxy with the headers ALB1 adds: $RUN/alice.headers)
+$(try_machine)
+  metrics: $metrics
+  load:    $load
 EOF
 }
 
+# only_backend WHAT: WHAT calls planb-backend's own routes (notes, /api/me).
+only_backend() {
+  [ "$SERVICE" = planb-backend ] || die "$1 calls planb-backend's own routes, not $SERVICE's ('make up' prints what to try with it)"
+}
+
 case "${1:-}" in
-  demo) demo ;;
+  demo) only_backend demo; demo ;;
   up) up; print_try ;;
   down) down; echo "stack stopped (logs stay in $RUN)" ;;
   status) status ;;
-  loadtest) loadtest ;;
-  bench-notes) bench_notes ;;
+  loadtest) only_backend loadtest; loadtest ;;
+  bench-notes) only_backend bench-notes; bench_notes ;;
   stop-backend) stop backend ;;
-  start-backend) start_backend ;;
-  *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  start-backend) # the service `up` started, unless BACKEND names one
+    [ -n "${BACKEND:-}" ] || SERVICE=$(cat "$RUN/service" 2>/dev/null || echo planb-backend)
+    start_backend ;;
+  *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

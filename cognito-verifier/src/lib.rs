@@ -95,6 +95,7 @@
 
 mod alb;
 mod alb_keys;
+mod body;
 mod cache;
 mod config;
 mod fetch;
@@ -112,6 +113,7 @@ mod penalty;
 mod rejection;
 mod verifier;
 
+pub use body::{BodyRejection, JsonBody, DEFAULT_BODY_LIMIT};
 pub use config::{AlbConfig, ConfigError, UserPool, VerifierConfig, VerifierConfigBuilder};
 pub use identity::{CallerKind, Identity};
 pub use layer::{AuthFuture, AuthLayer, AuthService, Caller, Guard};

@@ -122,7 +122,7 @@ describe('backend service', () => {
     // The staged context (what Docker receives at deploy time): the workspace, nothing else.
     const staged = path.join(assembly.directory, source.directory);
     const top = fs.readdirSync(staged).sort();
-    expect(top).toEqual(['.dockerignore', 'Cargo.lock', 'Cargo.toml', 'Dockerfile.backend', 'backend', 'proxy', 'testkit']);
+    expect(top).toEqual(['.dockerignore', 'Cargo.lock', 'Cargo.toml', 'Dockerfile.backend', 'backend', 'cognito-verifier', 'examples', 'proxy', 'testkit']);
     expect(fs.existsSync(path.join(staged, 'backend', 'Cargo.toml'))).toBe(true);
     expect(fs.existsSync(path.join(staged, 'backend', 'src'))).toBe(true);
     // No documentation (a README edit would change the image's hash and roll the service), but

@@ -140,7 +140,7 @@ def test_a_large_session_is_sharded_past_4k_as_alb_does(stack):
 def test_a_preflight_reaches_the_backend_without_a_session(stack):
     r = requests.options(f"{stack['alb']}/api/me", allow_redirects=False, timeout=10,
                          headers={"Origin": "http://other.example", "Access-Control-Request-Method": "GET"})
-    # Not ALB1's 401 or its login: the backend's own answer (no CORS origins are configured).
+    # Not ALB1's 401 or its login: the backend's own answer (other.example is not an allowed origin).
     assert r.status_code not in (302, 401), r.text
     assert r.headers.get("content-type", "").startswith("application/json") or r.status_code == 204, r.text
 
