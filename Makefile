@@ -147,12 +147,14 @@ BARE_PINGORA     = $(BENCH_TARGET_DIR)/release/bare-pingora
 bench-proxy: release ## planb-proxy beside tuned nginx, haproxy and bare Pingora (WORKERS=1,2 LOG=off,on ROUNDS=3 DURATION=10s); JSON in bench/results/
 	$(PYTHON) bench/bench.py proxy $(BENCH_ARGS) --workers $(WORKERS) --access-log $(LOG)
 
-bench-verify: release venv ## planb-backend (token cache on and off) beside aws-jwt-verify on Node, GET /api/me (ROUNDS=3 DURATION=10s); JSON in bench/results/
-	$(PYTHON) bench/bench.py verify $(BENCH_ARGS)
+bench-verify: release venv ## planb-backend (token cache on and off) beside aws-jwt-verify (node:cluster), the seed (uvicorn) and bare axum, as many workers each (WORKERS=1,2 ROUNDS=3 DURATION=10s); JSON in bench/results/
+	$(PYTHON) bench/bench.py verify $(BENCH_ARGS) --workers $(WORKERS)
 
-bench-bare: ## the bare Pingora proxy, the proxy benchmark's floor (own workspace, the repository's Cargo.lock): target/release/bare-pingora
-	cp Cargo.lock bench/bare-pingora/Cargo.lock
-	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build -q --release --manifest-path bench/bare-pingora/Cargo.toml
+bench-bare: ## the floors, each its own workspace built with the repository's Cargo.lock: target/release/bare-pingora (proxy), target/release/bare-axum (verify)
+	for floor in bare-pingora bare-axum; do \
+	  cp Cargo.lock bench/$$floor/Cargo.lock && \
+	  CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build -q --release --manifest-path bench/$$floor/Cargo.toml || exit 1; \
+	done
 
 bench-proxy-cpu: release bench-bare ## CPU time per request of planb-proxy beside bare Pingora, nginx and haproxy, log on (steadier than req/s on a noisy host)
 	$(PYTHON) bench/cpu-per-request.py --access-log bare=$(BARE_PINGORA) planb=scripts/bench-proxy-candidate.sh
@@ -162,7 +164,8 @@ bench-proxy-instructions: release bench-bare ## instructions per request (callgr
 	ACCESS_LOG=true bench/instructions-per-request.sh planb-log-on=scripts/bench-proxy-candidate.sh
 
 bench-lint: venv ## syntax and lint checks of the bench/ harness (py_compile, shellcheck)
-	$(PYTHON) -m py_compile bench/bench.py bench/cpu-per-request.py bench/verify-cpu-per-request.py bench/verify-instructions-per-request.py bench/report.py
+	$(PYTHON) -m py_compile bench/bench.py bench/cpu-per-request.py bench/verify-cpu-per-request.py bench/verify-instructions-per-request.py bench/report.py bench/seed-fastapi/app/*.py
+	node --check bench/aws-jwt-verify/server.mjs
 	bash -n bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
 	$(VENV)/bin/shellcheck bench/instructions-per-request.sh scripts/bench-proxy-candidate.sh
 

@@ -5,8 +5,10 @@
                                     Pingora proxy (the floor), for each worker count and
                                     access-log setting asked for
   bench/bench.py verify [options]   planb-backend (token cache on and off) beside
-                                    aws-jwt-verify on Node, GET /api/me with a real
-                                    Cognito access token minted by moto's server
+                                    aws-jwt-verify on Node, the seed's FastAPI app and
+                                    a bare axum server (the floor), GET /api/me with a
+                                    real Cognito access token minted by moto's server,
+                                    for each worker count asked for
 
 Every target of one setting runs at once and oha loads them in alternating rounds
 (each round in a rotated order), so what the machine does during a run falls on all of
@@ -17,9 +19,10 @@ a shared machine moves between runs. One JSON result per run goes to bench/resul
 What it needs it installs the way `make demo` installs oha: oha with
 `cargo install --locked oha`, nginx and haproxy with apt-get (as root or through
 `sudo -n`), aws-jwt-verify with `npm ci` from bench/aws-jwt-verify/package-lock.json,
-the bare proxy with cargo (bench/bare-pingora, the repository's Cargo.lock). planb's
-release binaries and the Python venv (moto) come from `make release venv`, which the
-Makefile's bench targets run first.
+the seed's app in its own venv from bench/seed-fastapi/requirements.txt, the floors
+with cargo (bench/bare-pingora, bench/bare-axum, each with the repository's
+Cargo.lock). planb's release binaries and the Python venv (moto) come from
+`make release venv`, which the Makefile's bench targets run first.
 """
 import argparse, datetime, json, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
@@ -90,14 +93,30 @@ def ensure_aws_jwt_verify():
     return d
 
 
-def build_bare_pingora():
-    """The bare proxy, built with the repository's Cargo.lock (the same Pingora as planb-proxy)."""
-    d = os.path.join(HERE, "bare-pingora")
+def ensure_seed():
+    """A venv for the seed's FastAPI app in bench/seed-fastapi/.venv, made again when the
+    requirements are newer; returns (the app's directory, its uvicorn)."""
+    d = os.path.join(HERE, "seed-fastapi")
+    venv, reqs = os.path.join(d, ".venv"), os.path.join(d, "requirements.txt")
+    stamp = os.path.join(venv, ".ready")
+    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(reqs):
+        say("installing the seed's FastAPI app's packages in bench/seed-fastapi/.venv (pip, once)")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", "-r", reqs],
+                       check=True)
+        open(stamp, "w").close()
+    return d, os.path.join(venv, "bin", "uvicorn")
+
+
+def build_floor(name):
+    """A floor (bench/bare-pingora, bench/bare-axum), built with the repository's Cargo.lock so
+    it runs the same Pingora, axum, hyper and tokio as planb's binaries; returns its path."""
+    d = os.path.join(HERE, name)
     shutil.copy(os.path.join(ROOT, "Cargo.lock"), os.path.join(d, "Cargo.lock"))
-    say("building bench/bare-pingora (release)")
+    say(f"building bench/{name} (release)")
     subprocess.run(["cargo", "build", "-q", "--release", "--manifest-path", os.path.join(d, "Cargo.toml")],
                    check=True, env={**os.environ, "CARGO_TARGET_DIR": TARGET_DIR})
-    return os.path.join(TARGET_DIR, "release", "bare-pingora")
+    return os.path.join(TARGET_DIR, "release", name)
 
 
 def release_binary(name):
@@ -130,15 +149,17 @@ def start(cmd, log, env=None, cwd=None):
     return p
 
 
-def stop_all():
-    for p in STARTED:
+def stop_all(since=0):
+    """Stops the processes started since the `since`-th one (all by default), by process group."""
+    procs = STARTED[since:]
+    for p in procs:
         if p.poll() is None:
             try:
                 os.killpg(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
     deadline = time.time() + 10
-    for p in STARTED:
+    for p in procs:
         try:
             p.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
@@ -146,7 +167,7 @@ def stop_all():
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    STARTED.clear()
+    del STARTED[since:]
 
 
 def wait_port(port, what, proc, log, timeout=120):
@@ -179,18 +200,20 @@ def http_get(url, headers=None):
         return e.code, e.read()
 
 
-def session_rss_kib(sid):
-    """Resident memory of every process in session `sid` (a target and its workers), KiB."""
-    total = 0
+def session_usage(sid):
+    """Every process in session `sid` (a target, its supervisor and its workers): their
+    resident memory in KiB, their number and their threads'."""
+    rss = procs = threads = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = open(f"/proc/{pid}/stat").read()
             if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
                 continue
-            total += next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
-        except (OSError, StopIteration, ValueError):
+            status = {l.split(":")[0]: l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith(("VmRSS:", "Threads:"))}
+            rss, procs, threads = rss + int(status.get("VmRSS", 0)), procs + 1, threads + int(status["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
             pass
-    return total
+    return {"rss_kib": rss, "processes": procs, "threads": threads}
 
 
 # --- load ---------------------------------------------------------------------------------
@@ -228,7 +251,7 @@ def summarize(rounds, targets):
     for n, rs in rounds.items():
         out[n] = {k: round(statistics.median(r[k] for r in rs), 3) for k in ("rps", "p50_ms", "p99_ms")}
         out[n]["not_2xx"] = sum(r["not_2xx"] for r in rs)
-        out[n]["rss_kib"] = session_rss_kib(targets[n][1])
+        out[n].update(session_usage(targets[n][1]))
         out[n]["rounds_rps"] = [r["rps"] for r in rs]
     return out
 
@@ -317,7 +340,7 @@ def proxy_cell(args, tools, workers, log_on):
 def bench_proxy(args):
     tools = ensure_apt_tools({"nginx": "nginx", "haproxy": "haproxy"})
     args.planb_proxy = os.path.abspath(args.planb_proxy or release_binary("planb-proxy"))
-    args.bare_pingora = build_bare_pingora()
+    args.bare_pingora = build_floor("bare-pingora")
     info = {"nginx": version([tools["nginx"], "-v"]), "haproxy": version([tools["haproxy"], "-v"]),
             "planb_proxy_bin": os.path.relpath(args.planb_proxy, ROOT)}
     cells = [proxy_cell(args, tools, w, log == "on") for w in args.workers for log in args.access_log]
@@ -341,56 +364,108 @@ json.dump({"pool": pool, "client": client, "token": auth["AuthenticationResult"]
 """
 
 
-def bench_verify(args):
-    if not which("node") or not which("npm"):
-        ensure_apt_tools({"node": "nodejs", "npm": "npm"})
-    ajv = ensure_aws_jwt_verify()
-    backend = os.path.abspath(args.planb_backend or release_binary("planb-backend"))
+def mint_token(work):
+    """moto's server as Cognito: a pool, an app client and a user's access token.
+    Returns the environment every target verifies against, and the token."""
     py, moto_server = os.path.join(VENV, "bin", "python"), os.path.join(VENV, "bin", "moto_server")
     if not os.access(moto_server, os.X_OK):
         die(f"{moto_server} is missing: make venv")
-    work = tempfile.mkdtemp(prefix="planb-bench-verify-")
-    moto, node, cached, uncached = (free_port() for _ in range(4))
+    moto = free_port()
     p = start([moto_server, "-H", "127.0.0.1", "-p", str(moto)], f"{work}/moto.log")
     wait_port(moto, "moto_server", p, f"{work}/moto.log")
     m = json.loads(subprocess.run([py, "-c", MINT, f"http://127.0.0.1:{moto}"], capture_output=True, check=True,
                                   text=True).stdout)
     env = {"COGNITO_USER_POOL_ID": m["pool"], "COGNITO_REGION": "ap-northeast-1", "COGNITO_APP_CLIENT_ID": m["client"],
            "COGNITO_JWKS_URL": f"http://127.0.0.1:{moto}/{m['pool']}/.well-known/jwks.json", "RUST_LOG": "warn"}
-    specs = {"aws_jwt_verify": (node, ["node", "server.mjs"], {**env, "PORT": str(node)}, ajv),
-             "planb_backend": (cached, [backend], {**env, "LISTEN_ADDR": f"127.0.0.1:{cached}"}, None),
-             "planb_backend_no_cache": (uncached, [backend],
-                                        {**env, "LISTEN_ADDR": f"127.0.0.1:{uncached}", "TOKEN_CACHE_SIZE": "0"}, None)}
-    token = m["token"]
+    return env, m["token"]
+
+
+def start_verifier(name, cmd, env, cwd, work, token, ready=None):
+    """Starts one target on its own port and checks that it answers 200 to the token and
+    401 to a tampered one and to none; returns (url, session id, the 200's body)."""
+    port, log = free_port(), f"{work}/{name}.log"
+    p = start(cmd(port), log, env=env(port), cwd=cwd)
+    wait_port(port, name, p, log)
+    if ready:  # planb-backend listens at once and answers 503 on /ready until the JWKS is in
+        wait_ready(f"http://127.0.0.1:{port}{ready}", name, log)
+    url = f"http://127.0.0.1:{port}/api/me"
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    (good, body), bad, none = (http_get(url, h) for h in ({"x-amzn-oidc-accesstoken": token},
+                                                           {"x-amzn-oidc-accesstoken": tampered}, {}))
+    if (good, bad[0], none[0]) != (200, 401, 401):
+        die(f"{name}: valid, tampered, missing token answered {(good, bad[0], none[0])}, not (200, 401, 401); see {log}")
+    return url, p.pid, body
+
+
+def start_floor(bare_axum, body, workers, work):
+    """The bare axum server answering planb-backend's body; checks it answers exactly that."""
+    port, log = free_port(), f"{work}/bare_axum.log"
+    p = start([bare_axum], log, env={"LISTEN_ADDR": f"127.0.0.1:{port}", "BODY": body.decode(),
+                                     "TOKIO_WORKER_THREADS": str(workers)})
+    wait_port(port, "bare_axum", p, log)
+    url = f"http://127.0.0.1:{port}/api/me"
+    if http_get(url) != (200, body):
+        die(f"bare_axum did not answer planb-backend's body: {http_get(url)}; see {log}")
+    return url, p.pid
+
+
+def verify_cell(args, env, token, workers):
+    """One worker count: the seed, aws-jwt-verify, the floor and planb-backend (cache on and
+    off), each with `workers` processes or threads, in alternating rounds."""
+    work = tempfile.mkdtemp(prefix=f"planb-bench-verify-w{workers}-")
+    first = len(STARTED)  # moto's server, started before, serves every cell
+    n = str(workers)
+    listen = lambda port: {**env, "LISTEN_ADDR": f"127.0.0.1:{port}", "TOKIO_WORKER_THREADS": n}
+    uvicorn = lambda port: [args.seed_uvicorn, "app.main_app:app", "--host", "127.0.0.1", "--port", str(port),
+                            "--log-level", "warning", "--workers", n]
+    specs = {"seed_fastapi": (uvicorn, lambda port: env, args.seed_dir, None),
+             "aws_jwt_verify": (lambda port: ["node", "server.mjs"],
+                                lambda port: {**env, "PORT": str(port), "WORKERS": n}, args.ajv, None),
+             "planb_backend": (lambda port: [args.planb_backend], listen, None, "/ready"),
+             "planb_backend_no_cache": (lambda port: [args.planb_backend],
+                                        lambda port: {**listen(port), "TOKEN_CACHE_SIZE": "0"}, None, "/ready")}
     targets = {}
-    for name, (port, cmd, e, cwd) in specs.items():
-        log = f"{work}/{name}.log"
-        p = start(cmd, log, env=e, cwd=cwd)
-        wait_port(port, name, p, log)
-        if name.startswith("planb"):  # it listens at once and answers 503 on /ready until the JWKS is in
-            wait_ready(f"http://127.0.0.1:{port}/ready", name, log)
-        url = f"http://127.0.0.1:{port}/api/me"
-        got = tuple(http_get(url, h)[0] for h in ({"x-amzn-oidc-accesstoken": token},
-                                                  {"x-amzn-oidc-accesstoken": tampered}, {}))
-        if got != (200, 401, 401):
-            die(f"{name}: valid, tampered, missing token answered {got}, not (200, 401, 401); see {log}")
-        targets[name] = (url, p.pid)
-    say(f"verify: {args.rounds} rounds of {args.duration}s")
     try:
+        for name, (cmd, e, cwd, ready) in specs.items():
+            url, pid, body = start_verifier(name, cmd, e, cwd, work, token, ready)
+            targets[name] = (url, pid)
+            if name == "planb_backend":
+                targets["bare_axum"] = start_floor(args.bare_axum, body, workers, work)
+        say(f"verify, {workers} worker(s): {args.rounds} rounds of {args.duration}s")
         rounds = alternate(args, targets, headers=(f"x-amzn-oidc-accesstoken: {token}",))
         result = summarize(rounds, targets)
     finally:
-        stop_all()
+        stop_all(first)
     shutil.rmtree(work, ignore_errors=True)
-    info = {"node": version(["node", "--version"]),
-            "aws_jwt_verify": json.load(open(os.path.join(ajv, "node_modules", "aws-jwt-verify", "package.json")))["version"],
-            "planb_backend_bin": os.path.relpath(backend, ROOT)}
-    cell = {"route": "GET /api/me", "targets": result,
-            "ratios": {"planb_over_aws_jwt_verify": ratio(rounds, "planb_backend", "aws_jwt_verify"),
+    return {"route": "GET /api/me", "workers": workers, "targets": result,
+            "ratios": {"planb_over_bare_axum": ratio(rounds, "planb_backend", "bare_axum"),
+                       "planb_no_cache_over_bare_axum": ratio(rounds, "planb_backend_no_cache", "bare_axum"),
+                       "planb_over_aws_jwt_verify": ratio(rounds, "planb_backend", "aws_jwt_verify"),
                        "planb_no_cache_over_aws_jwt_verify": ratio(rounds, "planb_backend_no_cache", "aws_jwt_verify"),
+                       "planb_over_seed": ratio(rounds, "planb_backend", "seed_fastapi"),
+                       "planb_no_cache_over_seed": ratio(rounds, "planb_backend_no_cache", "seed_fastapi"),
                        "planb_p99_over_aws_jwt_verify": ratio(rounds, "planb_backend", "aws_jwt_verify", "p99_ms")}}
-    return info, [cell]
+
+
+def bench_verify(args):
+    if not which("node") or not which("npm"):
+        ensure_apt_tools({"node": "nodejs", "npm": "npm"})
+    args.ajv = ensure_aws_jwt_verify()
+    args.seed_dir, args.seed_uvicorn = ensure_seed()
+    args.planb_backend = os.path.abspath(args.planb_backend or release_binary("planb-backend"))
+    args.bare_axum = build_floor("bare-axum")
+    work = tempfile.mkdtemp(prefix="planb-bench-moto-")
+    env, token = mint_token(work)
+    try:
+        cells = [verify_cell(args, env, token, w) for w in args.workers]
+    finally:
+        stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    info = {"node": version(["node", "--version"]),
+            "aws_jwt_verify": json.load(open(os.path.join(args.ajv, "node_modules", "aws-jwt-verify", "package.json")))["version"],
+            "seed": version([args.seed_uvicorn, "--version"]),
+            "planb_backend_bin": os.path.relpath(args.planb_backend, ROOT)}
+    return info, cells
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -411,11 +486,13 @@ def git(*a):
 
 def print_table(what, cells):
     for c in cells:
-        head = f"workers {c['workers']}, access log {'on' if c['access_log'] else 'off'}" if what == "proxy" else c["route"]
+        head = (f"workers {c['workers']}, access log {'on' if c['access_log'] else 'off'}" if what == "proxy"
+                else f"{c['route']}, workers {c['workers']}")
         print(f"\n{what}: {head}", file=sys.stderr)
         for n, t in c["targets"].items():
             print(f"  {n:>24}: {t['rps']:>9.0f} req/s  p50 {t['p50_ms']:6.2f} ms  p99 {t['p99_ms']:6.2f} ms  "
-                  f"{t['rss_kib'] / 1024:6.1f} MiB  not 2xx {t['not_2xx']}", file=sys.stderr)
+                  f"{t['rss_kib'] / 1024:6.1f} MiB  {t['processes']} proc {t['threads']:>3} thr  not 2xx {t['not_2xx']}",
+                  file=sys.stderr)
         print("  " + "  ".join(f"{k} {v}x" for k, v in c["ratios"].items()), file=sys.stderr)
 
 
@@ -443,7 +520,9 @@ def main():
     ap.add_argument("--duration", type=duration, default=8, help="length of one round, e.g. 8s (default)")
     ap.add_argument("-c", "--connections", type=int, default=50, help="oha's connections (default 50)")
     ap.add_argument("--workers", type=csv_of([1, 2], int), default=[1, 2],
-                    help="proxy: worker processes/threads of every proxy, e.g. 1 or 1,2 (default 1,2)")
+                    help="worker processes/threads of every target, e.g. 1 or 1,2 (default 1,2); verify: "
+                         "planb-backend's and the floor's tokio threads, aws-jwt-verify's node:cluster workers, "
+                         "the seed's uvicorn workers")
     ap.add_argument("--access-log", type=csv_of(["off", "on"]), default=["off", "on"],
                     help="proxy: off, on or off,on (default): every proxy logs every request or none does")
     ap.add_argument("--planb-proxy", metavar="BIN", help="proxy: another planb-proxy build, e.g. the static musl one")

@@ -4,7 +4,7 @@
   bench/report.py RESULT.json [RESULT.json ...]
 
 For each file: a line with its date, machine, command and commit, then one table
-(proxy: one row per setting; verify: one row per target). The ratios are bench.py's:
+(proxy: one row per setting; verify: one table per worker count, one row per target). The ratios are bench.py's:
 medians of per-round ratios.
 """
 import json, sys
@@ -35,16 +35,28 @@ def proxy(r):
     return rows
 
 
+VERIFY_NAMES = {"planb_backend": "planb-backend (defaults: token cache on)",
+                "planb_backend_no_cache": "planb-backend, `TOKEN_CACHE_SIZE=0`", "bare_axum": "bare axum (the floor)",
+                "aws_jwt_verify": "aws-jwt-verify (Node)", "seed_fastapi": "the seed (FastAPI, uvicorn)"}
+# planb-backend's ratio to each target, the key of that ratio in a cell's `ratios`.
+VERIFY_OVER = {"bare_axum": "planb_over_bare_axum", "aws_jwt_verify": "planb_over_aws_jwt_verify",
+               "seed_fastapi": "planb_over_seed"}
+
+
 def verify(r):
-    names = {"planb_backend": "planb-backend (defaults: token cache on)",
-             "planb_backend_no_cache": "planb-backend, `TOKEN_CACHE_SIZE=0`", "aws_jwt_verify": "aws-jwt-verify (Node)"}
-    q = r["cells"][0]["ratios"]
-    over = {"planb_backend": q["planb_over_aws_jwt_verify"], "planb_backend_no_cache": q["planb_no_cache_over_aws_jwt_verify"],
-            "aws_jwt_verify": 1.0}
-    rows = ["| target | req/s | p50 | p99 | RSS | req/s over aws-jwt-verify |", "|---|---|---|---|---|---|"]
-    for n, t in r["cells"][0]["targets"].items():
-        rows.append(f"| {names.get(n, n)} | {rps(t)} | {t['p50_ms']:.2f} ms | {t['p99_ms']:.2f} ms "
-                    f"| {t['rss_kib'] / 1024:.0f} MiB | **{over[n]:.2f}x** |")
+    """One table per cell (worker count); results without a `workers` key had one process each."""
+    rows = []
+    for c in r["cells"]:
+        q = c["ratios"]
+        rows += [f"workers {c.get('workers', 1)}:", "",
+                 "| target | req/s | p50 | p99 | RSS | processes, threads | planb-backend over it |",
+                 "|---|---|---|---|---|---|---|"]
+        for n, t in c["targets"].items():
+            over = f"**{q[VERIFY_OVER[n]]:.2f}x**" if VERIFY_OVER.get(n) in q else ""
+            procs = f"{t['processes']}, {t['threads']}" if "processes" in t else ""
+            rows.append(f"| {VERIFY_NAMES.get(n, n)} | {rps(t)} | {t['p50_ms']:.2f} ms | {t['p99_ms']:.2f} ms "
+                        f"| {t['rss_kib'] / 1024:.0f} MiB | {procs} | {over} |")
+        rows += ["", "Ratios (medians of per-round ratios): " + ", ".join(f"`{k}` {v:.2f}x" for k, v in q.items()), ""]
     return rows
 
 
