@@ -67,6 +67,15 @@
 //! a user's access token carries no resource-server scopes, its sign-in is
 //! the grant) refuse with 403 `missing_group` / `missing_scope`.
 //!
+//! # Request bodies
+//!
+//! A handler takes its JSON body with [`JsonBody`]: read up to the route's
+//! limit ([`DEFAULT_BODY_LIMIT`], 25 KiB, unless the type names another),
+//! `Content-Type` checked, and every way a body can be wrong answered in the
+//! same JSON error format with a code that names it (`invalid_json`,
+//! `missing_field`, `invalid_field`, `unsupported_media_type`,
+//! `body_too_large`), never a 500.
+//!
 //! # Several user pools
 //!
 //! Add each with [`VerifierConfigBuilder::user_pool`]: a token is verified
