@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::cors::CorsSettings;
 use cognito_verifier::VerifierConfig;
 
 /// The README whose configuration table `--help` prints: one source for the variables.
@@ -82,9 +83,8 @@ pub struct Config {
     pub notes: Option<NotesConfig>,
     /// `COGNITO_DOMAIN` and `LOGOUT_REDIRECT_URL`; `None` unless both are set.
     pub logout: Option<LogoutConfig>,
-    /// `CORS_ALLOWED_ORIGINS`: other origins a browser may call the API from
-    /// (empty: same origin only).
-    pub cors_allowed_origins: Vec<String>,
+    /// `CORS_ALLOWED_ORIGINS`, read by the CORS concern itself.
+    pub cors: CorsSettings,
 }
 
 /// Where `GET /logout` sends the browser once the ALB session cookies are expired.
@@ -143,10 +143,7 @@ impl Config {
             }
             (None, None) => None,
         };
-        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
-            Some(raw) => parse_origins(&raw)?,
-            None => Vec::new(),
-        };
+        let cors = CorsSettings::from_lookup(&get)?;
         Ok(Config {
             verifier,
             region,
@@ -159,7 +156,7 @@ impl Config {
             log_format,
             notes,
             logout,
-            cors_allowed_origins,
+            cors,
         })
     }
 }
@@ -183,27 +180,6 @@ fn parse_var<T: std::str::FromStr>(
     raw.trim()
         .parse()
         .map_err(|_| bad(var, format!("{problem}, got {raw:?}")))
-}
-
-/// `scheme://host[:port]` origins, comma separated, exactly as a browser sends `Origin`.
-fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
-    raw.split(',')
-        .map(|o| {
-            let o = o.trim();
-            let rest = o
-                .strip_prefix("https://")
-                .or_else(|| o.strip_prefix("http://"));
-            match rest {
-                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => {
-                    Ok(o.to_string())
-                }
-                _ => Err(bad(
-                    "CORS_ALLOWED_ORIGINS",
-                    "must be comma-separated origins such as https://app.example.com (no path, no wildcard)",
-                )),
-            }
-        })
-        .collect()
 }
 
 fn exact_http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
@@ -359,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn logout_needs_both_variables_and_cors_takes_origins() {
+    fn logout_needs_both_variables_and_cors_is_read() {
         assert_eq!(with(&[]).unwrap().logout, None);
         let c = with(&[
             (
@@ -380,7 +356,7 @@ mod tests {
         );
         assert_eq!(logout.redirect_url, "https://app.example.com/");
         assert_eq!(
-            c.cors_allowed_origins,
+            c.cors.origins().collect::<Vec<_>>(),
             ["https://a.example.com", "http://127.0.0.1:3000"]
         );
         for (pairs, var) in [

@@ -14,7 +14,6 @@ pub const PREFIX: &str = "planb";
 /// Every metric the backend exports.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
     connections_open: IntGauge,
     connection_waits: IntCounter,
     dynamodb_calls: IntCounterVec,
@@ -23,10 +22,6 @@ pub struct Metrics {
 /// A series' name (after [`PREFIX`]) and help text.
 type Series = (&'static str, &'static str);
 
-const REQUESTS: Series = (
-    "requests_total",
-    "Requests answered, by route pattern and status.",
-);
 const CONNECTIONS_OPEN: Series = ("connections_open", "Connections being served.");
 const CONNECTION_WAITS: Series = (
     "connection_waits_total",
@@ -37,9 +32,9 @@ const DYNAMODB_CALLS: Series = (
     "DynamoDB calls of the notes API, by operation and result.",
 );
 
-/// The backend's own series; the verifier's are [`cognito_verifier::METRICS`].
-/// Together, the README's metrics table.
-pub const METRICS: [Series; 4] = [REQUESTS, CONNECTIONS_OPEN, CONNECTION_WAITS, DYNAMODB_CALLS];
+/// The series registered here; the request count and the verifier
+/// ([`cognito_verifier::METRICS`]) register their own in the same registry.
+pub const METRICS: [Series; 3] = [CONNECTIONS_OPEN, CONNECTION_WAITS, DYNAMODB_CALLS];
 
 fn opts((name, help): Series) -> Opts {
     Opts::new(name, help)
@@ -63,7 +58,6 @@ impl Default for Metrics {
             )
         };
         Metrics {
-            requests: vec(REQUESTS, &["route", "status"]),
             dynamodb_calls: vec(DYNAMODB_CALLS, &["op", "result"]),
             connections_open: register(
                 &registry,
@@ -82,19 +76,6 @@ impl Metrics {
     /// The registry every series goes to: the verifier registers its own here.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Counts one answered request; `route` is the route table's pattern.
-    pub fn request(&self, route: &str, status: u16) {
-        self.request_counter(route, status).inc();
-    }
-
-    /// The series [`Self::request`] counts `route`'s `status` answers in, for
-    /// a caller that keeps it rather than look it up on every request.
-    pub fn request_counter(&self, route: &str, status: u16) -> IntCounter {
-        let buf = itoa_status(status);
-        let status = std::str::from_utf8(&buf).unwrap_or("0");
-        self.requests.with_label_values(&[route, status])
     }
 
     /// Counts one connection now being served.
@@ -131,16 +112,6 @@ impl Metrics {
     }
 }
 
-/// A status code as three ASCII digits, without a heap allocation per request.
-fn itoa_status(status: u16) -> [u8; 3] {
-    let s = status.min(999);
-    [
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,35 +119,15 @@ mod tests {
     #[test]
     fn counters_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.request("/api/me", 200);
-        m.request("/api/me", 200);
-        m.request("/api/notes/{id}", 401);
+        m.connection_opened();
+        m.dynamodb_call("Query", "timeout");
         m.dynamodb_call("Query", "timeout");
         let text = m.render();
         for line in [
-            "planb_requests_total{route=\"/api/me\",status=\"200\"} 2\n",
-            "planb_requests_total{route=\"/api/notes/{id}\",status=\"401\"} 1\n",
-            "planb_dynamodb_calls_total{op=\"Query\",result=\"timeout\"} 1\n",
+            "planb_connections_open 1\n",
+            "planb_dynamodb_calls_total{op=\"Query\",result=\"timeout\"} 2\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
-    }
-
-    #[test]
-    fn the_readme_metrics_table_lists_exactly_these_and_the_verifiers() {
-        let readme = include_str!("../README.md");
-        let mut got: Vec<&str> = readme
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `planb_"))
-            .filter_map(|l| l.split_once('`').map(|(n, _)| n))
-            .collect();
-        let mut want: Vec<&str> = METRICS
-            .iter()
-            .chain(cognito_verifier::METRICS.iter())
-            .map(|(n, _)| *n)
-            .collect();
-        want.sort();
-        got.sort();
-        assert_eq!(got, want, "backend/README.md's metrics table");
     }
 }
