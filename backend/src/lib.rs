@@ -30,9 +30,12 @@ mod tests {
             .filter_map(|l| l.strip_prefix("| `planb_"))
             .filter_map(|l| l.split_once('`').map(|(n, _)| n))
             .collect();
-        let mut want: Vec<&str> = crate::metrics::METRICS
+        let mut want: Vec<&str> = crate::server::SERIES
             .iter()
-            .chain([&crate::api::requests::SERIES])
+            .chain([
+                &crate::api::requests::SERIES,
+                &crate::notes::metrics::SERIES,
+            ])
             .chain(cognito_verifier::METRICS.iter())
             .map(|(n, _)| *n)
             .collect();

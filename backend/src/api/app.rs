@@ -43,7 +43,7 @@ impl App {
         let auth = Arc::new(auth);
         Ok(App {
             auth,
-            notes: Notes::new(config.notes.as_ref(), metrics.clone())?,
+            notes: Notes::new(config.notes.as_ref(), metrics.registry())?,
             requests: Arc::new(RequestCount::new(metrics.registry())),
             metrics,
             logout: config.logout.clone(),

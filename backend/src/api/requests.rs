@@ -11,13 +11,15 @@ use axum::middleware::Next;
 use axum::response::Response;
 use cognito_verifier::ErrorCode;
 use hyper::StatusCode;
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Registry};
+
+use crate::metrics::{counter_vec, Series};
 
 /// The `route` label of requests no route matched.
 pub const UNMATCHED: &str = "other";
 
 /// The series (name after the registry's prefix, help) this module counts in.
-pub const SERIES: (&str, &str) = (
+pub const SERIES: Series = (
     "requests_total",
     "Requests answered, by route pattern and status.",
 );
@@ -31,12 +33,9 @@ pub struct RequestCount {
 impl RequestCount {
     /// The counter, registered in `registry`.
     pub fn new(registry: &Registry) -> RequestCount {
-        let requests = IntCounterVec::new(Opts::new(SERIES.0, SERIES.1), &["route", "status"])
-            .expect("a static metric");
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("metric names are unique");
-        RequestCount { requests }
+        RequestCount {
+            requests: counter_vec(registry, SERIES, &["route", "status"]),
+        }
     }
 
     /// Counts one answer with `status` to a request of `route` (a pattern).
