@@ -64,15 +64,22 @@ impl CorsSettings {
     }
 
     /// The layer that answers allowed preflights and marks the answers to
-    /// allowed origins (origin echoed, credentials allowed, `ETag` readable).
-    pub fn layer(&self) -> CorsLayer {
-        CorsLayer::new()
+    /// allowed origins (origin echoed, credentials allowed, `ETag` readable);
+    /// `None` when no origin is allowed, as a same-origin API needs no CORS
+    /// headers and [`refuse_other_origins`] refuses every preflight. Every
+    /// request clones the layer's settings, so it is left out when unused.
+    pub fn layer(&self) -> Option<CorsLayer> {
+        if self.origins.is_empty() {
+            return None;
+        }
+        let layer = CorsLayer::new()
             .allow_origin(AllowOrigin::list(self.origins.iter().cloned()))
             .allow_methods(ALLOWED_METHODS)
             .allow_headers(ALLOWED_HEADERS)
             .allow_credentials(true)
             .expose_headers([ETAG])
-            .max_age(MAX_AGE)
+            .max_age(MAX_AGE);
+        Some(layer)
     }
 }
 

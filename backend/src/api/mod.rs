@@ -96,7 +96,7 @@ pub fn build(routes: Router<Arc<App>>, app: Arc<App>) -> Router {
             app.cors.clone(),
             cors::refuse_other_origins,
         ))
-        .layer(app.cors.layer());
+        .option_layer(app.cors.layer());
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
