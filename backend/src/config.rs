@@ -3,9 +3,10 @@
 //! The seed's variable names stay. Every problem is reported as one line that
 //! names the variable, and `main` exits non-zero with it.
 
-use std::fmt;
 use std::net::SocketAddr;
 
+use crate::cors::CorsSettings;
+use crate::notes::config::NotesConfig;
 use cognito_verifier::VerifierConfig;
 
 /// The README whose configuration table `--help` prints: one source for the variables.
@@ -82,9 +83,8 @@ pub struct Config {
     pub notes: Option<NotesConfig>,
     /// `COGNITO_DOMAIN` and `LOGOUT_REDIRECT_URL`; `None` unless both are set.
     pub logout: Option<LogoutConfig>,
-    /// `CORS_ALLOWED_ORIGINS`: other origins a browser may call the API from
-    /// (empty: same origin only).
-    pub cors_allowed_origins: Vec<String>,
+    /// `CORS_ALLOWED_ORIGINS`, read by the CORS concern itself.
+    pub cors: CorsSettings,
 }
 
 /// Where `GET /logout` sends the browser once the ALB session cookies are expired.
@@ -143,10 +143,7 @@ impl Config {
             }
             (None, None) => None,
         };
-        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
-            Some(raw) => parse_origins(&raw)?,
-            None => Vec::new(),
-        };
+        let cors = CorsSettings::from_lookup(&get)?;
         Ok(Config {
             verifier,
             region,
@@ -159,7 +156,7 @@ impl Config {
             log_format,
             notes,
             logout,
-            cors_allowed_origins,
+            cors,
         })
     }
 }
@@ -185,27 +182,6 @@ fn parse_var<T: std::str::FromStr>(
         .map_err(|_| bad(var, format!("{problem}, got {raw:?}")))
 }
 
-/// `scheme://host[:port]` origins, comma separated, exactly as a browser sends `Origin`.
-fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
-    raw.split(',')
-        .map(|o| {
-            let o = o.trim();
-            let rest = o
-                .strip_prefix("https://")
-                .or_else(|| o.strip_prefix("http://"));
-            match rest {
-                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => {
-                    Ok(o.to_string())
-                }
-                _ => Err(bad(
-                    "CORS_ALLOWED_ORIGINS",
-                    "must be comma-separated origins such as https://app.example.com (no path, no wildcard)",
-                )),
-            }
-        })
-        .collect()
-}
-
 fn exact_http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
     let url = url.trim().to_string();
     http_url(var, url.clone()).map(|_| url)
@@ -218,79 +194,6 @@ fn http_url(var: &'static str, url: String) -> Result<String, ConfigError> {
     } else {
         Err(bad(var, "must be an http:// or https:// URL"))
     }
-}
-
-/// Shortest accepted `NOTES_CURSOR_KEY`: 32 characters, e.g. 16 random bytes in hex.
-pub const MIN_CURSOR_KEY_LEN: usize = 32;
-
-/// The notes API's settings; present only when `NOTES_TABLE` is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NotesConfig {
-    /// `NOTES_TABLE`: partition key `owner` (S), sort key `note_id` (S).
-    pub table: String,
-    /// `NOTES_CURSOR_KEY`: the HMAC key list cursors are signed with; `None`
-    /// means a random key per process (cursors only valid on that process).
-    pub cursor_key: Option<Vec<u8>>,
-    /// The table's region: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the
-    /// pool's. Set here so the SDK never asks the instance metadata service.
-    pub region: String,
-}
-
-/// The key stays out of logs and panics.
-impl fmt::Debug for NotesConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotesConfig")
-            .field("table", &self.table)
-            .field("cursor_key", &self.cursor_key.as_ref().map(|_| "<set>"))
-            .field("region", &self.region)
-            .finish()
-    }
-}
-
-impl NotesConfig {
-    /// Reads the notes variables through `get` (empty values already count as
-    /// unset); `None` when `NOTES_TABLE` is unset. `pool_region` is the fallback region.
-    pub fn from_lookup(
-        get: &impl Fn(&str) -> Option<String>,
-        pool_region: &str,
-    ) -> Result<Option<NotesConfig>, ConfigError> {
-        let Some(table) = get("NOTES_TABLE").map(|t| t.trim().to_string()) else {
-            return Ok(None);
-        };
-        if !valid_table_name(&table) {
-            return Err(ConfigError {
-                var: "NOTES_TABLE",
-                problem: "must be a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ - .".into(),
-            });
-        }
-        let cursor_key = match get("NOTES_CURSOR_KEY") {
-            Some(k) if k.len() < MIN_CURSOR_KEY_LEN => {
-                return Err(ConfigError {
-                    var: "NOTES_CURSOR_KEY",
-                    problem: format!("must be at least {MIN_CURSOR_KEY_LEN} characters of secret"),
-                })
-            }
-            Some(k) => Some(k.into_bytes()),
-            None => None,
-        };
-        let region = get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|| pool_region.to_string());
-        Ok(Some(NotesConfig {
-            table,
-            cursor_key,
-            region,
-        }))
-    }
-}
-
-/// DynamoDB's rule for table names.
-fn valid_table_name(name: &str) -> bool {
-    (3..=255).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]
@@ -359,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn logout_needs_both_variables_and_cors_takes_origins() {
+    fn logout_needs_both_variables_and_cors_is_read() {
         assert_eq!(with(&[]).unwrap().logout, None);
         let c = with(&[
             (
@@ -380,7 +283,7 @@ mod tests {
         );
         assert_eq!(logout.redirect_url, "https://app.example.com/");
         assert_eq!(
-            c.cors_allowed_origins,
+            c.cors.origins().collect::<Vec<_>>(),
             ["https://a.example.com", "http://127.0.0.1:3000"]
         );
         for (pairs, var) in [
@@ -480,45 +383,5 @@ mod tests {
         );
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.verifier.token_cache().0, 0);
-    }
-
-    fn read_notes(pairs: &[(&str, &str)]) -> Result<Option<NotesConfig>, ConfigError> {
-        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
-        NotesConfig::from_lookup(&|k| map.get(k).map(|v| v.to_string()), "eu-west-1")
-    }
-
-    #[test]
-    fn unset_table_means_no_notes() {
-        assert_eq!(read_notes(&[("NOTES_CURSOR_KEY", "x")]).unwrap(), None);
-    }
-
-    #[test]
-    fn table_key_and_region() {
-        let key = "k".repeat(MIN_CURSOR_KEY_LEN);
-        let c = read_notes(&[("NOTES_TABLE", "planb-notes"), ("NOTES_CURSOR_KEY", &key)])
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.table, "planb-notes");
-        assert_eq!(c.cursor_key.as_deref(), Some(key.as_bytes()));
-        assert_eq!(c.region, "eu-west-1", "the pool's region is the fallback");
-        assert!(!format!("{c:?}").contains(&key), "Debug hides the key");
-        let c = read_notes(&[("NOTES_TABLE", "t.1"), ("AWS_REGION", "us-east-2")])
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.region.as_str(), c.cursor_key), ("us-east-2", None));
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        for (pairs, var) in [
-            (vec![("NOTES_TABLE", "ab")], "NOTES_TABLE"),
-            (vec![("NOTES_TABLE", "a b c")], "NOTES_TABLE"),
-            (
-                vec![("NOTES_TABLE", "notes"), ("NOTES_CURSOR_KEY", "short")],
-                "NOTES_CURSOR_KEY",
-            ),
-        ] {
-            assert_eq!(read_notes(&pairs).unwrap_err().var, var);
-        }
     }
 }

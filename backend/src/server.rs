@@ -26,7 +26,8 @@ use tower::Service;
 
 use crate::api::{self, app::App};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{counter, gauge, Series};
+use prometheus::{IntCounter, IntGauge, Registry};
 
 /// The most of a request hyper buffers: the head must fit (a 16 KiB access
 /// token, ALB's data token and the other headers), and a notes body is read
@@ -56,10 +57,10 @@ pub async fn run(
     let app = Arc::new(App::from_config(config)?);
     let verifier = app.auth.clone();
     let loader = tokio::spawn(async move { verifier.load_keys().await });
-    let metrics = app.metrics.clone();
+    let connections = Connections::new(app.metrics.registry());
     serve(
         api::router(app),
-        &metrics,
+        &connections,
         listener,
         config.max_connections,
         shutdown,
@@ -70,10 +71,10 @@ pub async fn run(
 }
 
 /// Serves `service` on `listener`, at most `max_connections` at once, until
-/// `shutdown` completes, then drains. `metrics` gets the connection counts.
+/// `shutdown` completes, then drains, counting the connections in `metrics`.
 pub async fn serve<S>(
     service: S,
-    metrics: &Arc<Metrics>,
+    metrics: &Connections,
     listener: TcpListener,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
@@ -98,7 +99,7 @@ pub async fn serve<S>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let open = OpenConnection::new(permit, metrics.clone());
+                    let open = OpenConnection::new(permit, metrics);
                     let svc = TowerToHyperService::new(service.clone());
                     let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                     tokio::spawn(async move {
@@ -130,34 +131,60 @@ pub async fn serve<S>(
 /// cap. `None` only if the semaphore were closed, which `serve` never does.
 async fn connection_slot(
     slots: &Arc<Semaphore>,
-    metrics: &Metrics,
+    metrics: &Connections,
 ) -> Option<OwnedSemaphorePermit> {
     if let Ok(permit) = slots.clone().try_acquire_owned() {
         return Some(permit);
     }
-    metrics.connection_wait();
+    metrics.waits.inc();
     slots.clone().acquire_owned().await.ok()
+}
+
+/// The series of the connection counters.
+pub const SERIES: [Series; 2] = [
+    ("connections_open", "Connections being served."),
+    (
+        "connection_waits_total",
+        "Times the accept loop waited because MAX_CONNECTIONS were open.",
+    ),
+];
+
+/// The connection counters.
+#[derive(Clone)]
+pub struct Connections {
+    open: IntGauge,
+    waits: IntCounter,
+}
+
+impl Connections {
+    /// The counters, registered in `registry`.
+    pub fn new(registry: &Registry) -> Connections {
+        Connections {
+            open: gauge(registry, SERIES[0]),
+            waits: counter(registry, SERIES[1]),
+        }
+    }
 }
 
 /// One served connection: its permit and its place in the open-connections gauge.
 struct OpenConnection {
     _permit: OwnedSemaphorePermit,
-    metrics: Arc<Metrics>,
+    open: IntGauge,
 }
 
 impl OpenConnection {
-    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> OpenConnection {
-        metrics.connection_opened();
+    fn new(permit: OwnedSemaphorePermit, metrics: &Connections) -> OpenConnection {
+        metrics.open.inc();
         OpenConnection {
             _permit: permit,
-            metrics,
+            open: metrics.open.clone(),
         }
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.metrics.connection_closed();
+        self.open.dec();
     }
 }
 

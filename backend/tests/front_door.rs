@@ -1,7 +1,7 @@
-//! The front door end to end on loopback: machine callers, the token-source
+//! The API's router end to end on loopback: machine callers, the token-source
 //! rule under `ALB_ARN`, the page, sign-out, CORS, one request count for
-//! every route, the README's example route, and the verifier as a layer in a
-//! service of its own.
+//! every route however it was added, the README's example route, and the
+//! verifier as a layer in a service of its own.
 
 mod common;
 
@@ -219,10 +219,12 @@ async fn cors_only_for_the_configured_origins() {
         r.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
-    assert!(r.headers()["access-control-allow-methods"]
+    let methods = r.headers()["access-control-allow-methods"]
         .to_str()
-        .unwrap()
-        .contains("PUT"));
+        .unwrap();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{method} in {methods}");
+    }
     let r = preflight(&backend.url("/api/me"), "https://evil.example.com").await;
     assert_eq!(r.status(), 403);
     let token = test_key(0).sign(&good_claims());
@@ -293,45 +295,85 @@ where
 }
 
 // The example route of backend/README.md ("Adding a protected endpoint"), mounted only here.
-async fn orders(Caller(who): Caller) -> axum::Json<Value> {
-    axum::Json(json!({"owner": &*who.sub, "orders": []}))
+async fn readme_example(Caller(who): Caller) -> axum::Json<Value> {
+    axum::Json(json!({"owner": &*who.sub, "items": []}))
 }
 
 #[tokio::test]
-async fn the_readme_example_route_is_one_line_in_the_table() {
+async fn the_readme_example_route_is_one_line_in_the_routes() {
     let jwks = KeyServer::jwks(&[test_key(0)]).await;
     let app = Arc::new(App::from_config(&test_config(&jwks, &[])).unwrap());
     app.auth.load_keys().await;
-    let table = api::routes(&app).route(
-        "/api/orders",
-        get_route(orders.layer(app.verified().group("admins"))),
+    let routes = api::routes(&app).route(
+        "/api/readme-example",
+        get_route(readme_example.layer(app.verified().group("admins"))),
     );
-    let (base, task) = serve(api::front_door(table, app.clone())).await;
+    let (base, task) = serve(api::build(routes, app.clone())).await;
+    let url = format!("{base}/api/readme-example");
     let alice = test_key(0).sign(&good_claims());
-    let (s, _, b) = get(
-        &format!("{base}/api/orders"),
-        &[("authorization", &bearer(&alice))],
-    )
-    .await;
+    let (s, _, b) = get(&url, &[("authorization", &bearer(&alice))]).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["owner"], SUB);
     let mut bob = good_claims();
     bob["cognito:groups"] = json!(["users"]);
     let bob = test_key(0).sign(&bob);
-    let (s, h, b) = get(
-        &format!("{base}/api/orders"),
-        &[("authorization", &bearer(&bob))],
-    )
-    .await;
+    let (s, h, b) = get(&url, &[("authorization", &bearer(&bob))]).await;
     assert_error(s, &h, &b, 403, "missing_group");
     let (_, _, text) = get(&format!("{base}/metrics"), &[]).await;
-    assert_eq!(
-        metric(
-            &text,
-            "planb_requests_total{route=\"/api/orders\",status=\"403\"}"
+    let series = "planb_requests_total{route=\"/api/readme-example\",status=\"403\"}";
+    assert_eq!(metric(&text, series), 1, "{text}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn routes_added_by_nest_merge_or_route_service_are_counted_by_their_pattern() {
+    let jwks = KeyServer::jwks(&[test_key(0)]).await;
+    let app = Arc::new(App::from_config(&test_config(&jwks, &[])).unwrap());
+    let nested: Router<Arc<App>> =
+        Router::new().route("/items/{id}", get_route(|| async { "item" }));
+    let merged: Router<Arc<App>> =
+        Router::new().route("/merged/{name}", get_route(|| async { "m" }));
+    let service = tower::service_fn(|_req: axum::extract::Request| async {
+        Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response("svc"))
+    });
+    let routes = api::routes(&app)
+        .nest("/v2", nested)
+        .merge(merged)
+        .route_service("/svc/{key}", service);
+    let (base, task) = serve(api::build(routes, app.clone())).await;
+    for path in ["/v2/items/7", "/merged/x", "/svc/k", "/v2/items/8"] {
+        assert_eq!(get(&format!("{base}{path}"), &[]).await.0, 200, "{path}");
+    }
+    let (s, h, b) = get(&format!("{base}/v2/nothing"), &[]).await;
+    assert_error(s, &h, &b, 404, "not_found");
+    let put = client()
+        .put(format!("{base}/merged/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    let (_, _, text) = get(&format!("{base}/metrics"), &[]).await;
+    for (series, n) in [
+        (
+            "planb_requests_total{route=\"/v2/items/{id}\",status=\"200\"}",
+            2,
         ),
-        1
-    );
+        (
+            "planb_requests_total{route=\"/merged/{name}\",status=\"200\"}",
+            1,
+        ),
+        (
+            "planb_requests_total{route=\"/svc/{key}\",status=\"200\"}",
+            1,
+        ),
+        (
+            "planb_requests_total{route=\"/merged/{name}\",status=\"405\"}",
+            1,
+        ),
+        ("planb_requests_total{route=\"other\",status=\"404\"}", 1),
+    ] {
+        assert_eq!(metric(&text, series), n, "{series} in {text}");
+    }
     task.abort();
 }
 

@@ -21,8 +21,6 @@ pub enum ApiError {
     NotReady,
     /// `/logout` without `COGNITO_DOMAIN` and `LOGOUT_REDIRECT_URL`.
     LogoutNotConfigured,
-    /// A preflight from an origin `CORS_ALLOWED_ORIGINS` does not name.
-    OriginNotAllowed,
 }
 
 impl From<Rejection> for ApiError {
@@ -74,11 +72,6 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 "logout_not_configured",
                 "sign-out is not configured on this server: set COGNITO_DOMAIN and LOGOUT_REDIRECT_URL",
-            ),
-            ApiError::OriginNotAllowed => json_error(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                "this origin is not in CORS_ALLOWED_ORIGINS",
             ),
         }
     }

@@ -1,45 +1,40 @@
-//! The front door: one route table (method + path → handler, with the
+//! The API as one axum router: the routes (method + path → handler, with the
 //! verifier and its guards declared on the route), one JSON error conversion
-//! ([`error::ApiError`]), one request count and one log line per refusal
-//! ([`count`]), CORS for the configured origins ([`cors`]), both in
-//! [`front_door`]'s service around the router.
+//! ([`error::ApiError`]), and the middleware every request passes through:
+//! the request count and refusal log ([`requests`]) and CORS ([`crate::cors`]).
 //!
-//! Adding a protected endpoint is one line in [`routes`] plus a handler that
-//! takes the verified [`Caller`](cognito_verifier::Caller); see
-//! `backend/README.md` for the example the tests mount.
+//! How to add a route: `backend/README.md`, "Adding a protected endpoint".
 //!
 //! - [`app`]: the shared state; [`handlers`]: health, ready, metrics, identity
 //! - [`notes`]: the notes routes; [`page`]: the static page; [`logout`]: sign-out
 
 pub mod app;
-pub mod cors;
-pub mod count;
 pub mod error;
-pub mod front_door;
 pub mod handlers;
 pub mod logout;
 pub mod notes;
 pub mod page;
+pub mod requests;
 
 use std::sync::Arc;
 
 use axum::handler::Handler;
-use axum::routing::{any, get, MethodRouter};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get};
 use axum::Router;
+use tower::ServiceBuilder;
 
+use crate::cors;
 use app::App;
 use cognito_verifier::AuthLayer;
-use count::RouteCounts;
 use error::ApiError;
-use front_door::FrontDoor;
 
 impl App {
     /// The verifier for one handler: `get(handler.layer(app.verified()))`,
     /// plus `.group(..)` or `.scope(..)` for a guard. `Handler::layer` rather
     /// than `route_layer`: axum boxes a route layer's service and its future
     /// per request, and wraps the handler in one boxed route more; a handler's
-    /// layer is built into the handler's own route (about 4% of the CPU of a
-    /// cached `GET /api/me`, docs/benchmarks.md). `route_layer` works too.
+    /// layer is built into the handler's own route. `route_layer` works too.
     pub fn verified(&self) -> AuthLayer {
         AuthLayer::new(self.auth.clone())
     }
@@ -55,36 +50,9 @@ impl App {
     }
 }
 
-/// The route table: axum's router, which dispatches each request to its
-/// handler, and each route's pattern, by which [`front_door`] counts it.
-#[derive(Default)]
-pub struct RouteTable {
-    router: Router<Arc<App>>,
-    counts: RouteCounts,
-}
-
-impl RouteTable {
-    /// A table with no routes.
-    pub fn new() -> RouteTable {
-        RouteTable::default()
-    }
-
-    /// Adds `path` (axum's pattern syntax), served by `methods`. Panics, as
-    /// axum's `Router::route` does, on a path another route already has: a
-    /// route table that cannot work is refused at start.
-    pub fn route(self, path: &'static str, methods: MethodRouter<Arc<App>>) -> RouteTable {
-        let RouteTable { router, mut counts } = self;
-        let router = router.route(path, methods);
-        if let Err(e) = counts.add(path) {
-            panic!("route {path:?} overlaps another route: {e}");
-        }
-        RouteTable { router, counts }
-    }
-}
-
 /// The route table: every route the API serves, and what each requires.
-pub fn routes(app: &App) -> RouteTable {
-    let table = RouteTable::new()
+pub fn routes(app: &App) -> Router<Arc<App>> {
+    let table = Router::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
         .route("/app.css", get(page::style))
@@ -117,18 +85,26 @@ pub fn routes(app: &App) -> RouteTable {
     }
 }
 
-/// The service of `table` behind the one front door: 404/405 as JSON, CORS,
-/// the request count.
-pub fn front_door(table: RouteTable, app: Arc<App>) -> FrontDoor<Router> {
-    let RouteTable { router, counts } = table;
-    let router = router
+/// `routes` as the service the binary serves: 404/405 as JSON, then, on
+/// every route and the fallback, the request count ([`requests`]) and CORS
+/// ([`crate::cors`]). Layered after every route is added, as axum applies a
+/// layer to the routes it already has.
+pub fn build(routes: Router<Arc<App>>, app: Arc<App>) -> Router {
+    let every_request = ServiceBuilder::new()
+        .layer(from_fn_with_state(app.requests.clone(), requests::count))
+        .layer(from_fn_with_state(
+            app.cors.clone(),
+            cors::refuse_other_origins,
+        ))
+        .option_layer(app.cors.layer());
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(app.clone());
-    FrontDoor::new(router, counts, app)
+        .layer(every_request)
+        .with_state(app)
 }
 
-/// The binary's service: [`routes`] behind [`front_door`].
-pub fn router(app: Arc<App>) -> FrontDoor<Router> {
-    front_door(routes(&app), app)
+/// The binary's service: [`routes`], [`build`] into one router.
+pub fn router(app: Arc<App>) -> Router {
+    build(routes(&app), app)
 }

@@ -1,5 +1,5 @@
 //! Why a notes operation is refused: one variant per rule, each a stable code
-//! (the HTTP status each maps to is the front door's business, in `crate::api`).
+//! (the HTTP status each maps to is the API's business, in `crate::api`).
 
 /// A refused notes request. `Display`-free on purpose: the body is built from
 /// fixed codes and sentences, never from what the client sent.

@@ -1,5 +1,41 @@
-//! The label values of the DynamoDB call counter (`planb_dynamodb_calls_total{op,result}`),
-//! which lives with every other counter in [`crate::metrics`].
+//! The DynamoDB call counter (`planb_dynamodb_calls_total{op,result}`) and its label values.
+
+use prometheus::{IntCounterVec, Registry};
+
+use crate::metrics::{counter_vec, Series};
+
+/// The series of the call counter.
+pub const SERIES: Series = (
+    "dynamodb_calls_total",
+    "DynamoDB calls of the notes API, by operation and result.",
+);
+
+/// The call counter.
+#[derive(Clone)]
+pub struct DynamoDbCalls {
+    calls: IntCounterVec,
+}
+
+impl DynamoDbCalls {
+    /// The counter, registered in `registry`, with every series present at 0
+    /// (dashboards see it before the first call).
+    pub fn new(registry: &Registry) -> DynamoDbCalls {
+        let calls = counter_vec(registry, SERIES, &["op", "result"]);
+        for call in Call::ALL {
+            for outcome in Outcome::ALL {
+                calls.with_label_values(&[call.label(), outcome.label()]);
+            }
+        }
+        DynamoDbCalls { calls }
+    }
+
+    /// Counts one `call` that ended with `outcome`.
+    pub fn record(&self, call: Call, outcome: Outcome) {
+        self.calls
+            .with_label_values(&[call.label(), outcome.label()])
+            .inc();
+    }
+}
 
 /// A DynamoDB API call, the `op` label of the call counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

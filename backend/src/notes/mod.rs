@@ -6,23 +6,23 @@
 //! never forbidden). The HTTP side (routes, bodies, statuses) is
 //! [`crate::api`]'s; this module speaks notes and DynamoDB only.
 //!
-//! - [`validate`]: ids, query, `If-Match`, body; [`cursor`]: signed list cursors
-//! - [`store`]: the DynamoDB calls; [`error`]: the refusals; [`metrics`]: call labels
+//! - [`config`]: the settings; [`validate`]: ids, query, `If-Match`, body; [`cursor`]: signed list cursors
+//! - [`store`]: the DynamoDB calls; [`error`]: the refusals; [`metrics`]: the call counter
 
+pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod metrics;
 pub mod store;
 pub mod validate;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::NotesConfig;
-use crate::metrics::Metrics;
+use self::config::NotesConfig;
 use cursor::CursorKey;
 pub use error::NotesError;
-use metrics::{Call, Outcome};
+use metrics::DynamoDbCalls;
+use prometheus::Registry;
 use store::{Note, Store, StoreError, Written};
 use validate::Expect;
 
@@ -52,11 +52,11 @@ pub struct Page {
 impl Notes {
     /// The notes API for `config` (`None`: not configured). Logs one warning
     /// when no `NOTES_CURSOR_KEY` is set. No network until the first request.
-    pub fn new(config: Option<&NotesConfig>, metrics: Arc<Metrics>) -> Result<Notes, String> {
+    pub fn new(config: Option<&NotesConfig>, registry: &Registry) -> Result<Notes, String> {
         let service = match config {
             None => None,
             Some(c) => Some(Service {
-                store: Store::new(c, declared(metrics)),
+                store: Store::new(c, DynamoDbCalls::new(registry)),
                 cursors: match &c.cursor_key {
                     Some(secret) => CursorKey::new(secret),
                     None => {
@@ -134,16 +134,6 @@ impl Notes {
         };
         Ok(Page { notes, next })
     }
-}
-
-/// `metrics` with every DynamoDB call series present at 0.
-fn declared(metrics: Arc<Metrics>) -> Arc<Metrics> {
-    for call in Call::ALL {
-        for outcome in Outcome::ALL {
-            metrics.declare_dynamodb_call(call.label(), outcome.label());
-        }
-    }
-    metrics
 }
 
 /// The store's future under the request deadline; its errors as notes errors.

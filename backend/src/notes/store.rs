@@ -6,7 +6,6 @@
 //! allows exactly those. Versions are counters kept with conditional writes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::retry::RetryConfig;
@@ -18,10 +17,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::OnceCell;
 
-use super::metrics::{Call, Outcome};
+use super::config::NotesConfig;
+use super::metrics::{Call, DynamoDbCalls, Outcome};
 use super::validate::Expect;
-use crate::config::NotesConfig;
-use crate::metrics::Metrics;
 
 /// TCP connect bound per attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -78,17 +76,17 @@ pub struct Store {
     table: String,
     region: String,
     client: OnceCell<Client>,
-    metrics: Arc<Metrics>,
+    calls: DynamoDbCalls,
 }
 
 impl Store {
     /// The store for `config`; no network until the first call.
-    pub fn new(config: &NotesConfig, metrics: Arc<Metrics>) -> Store {
+    pub fn new(config: &NotesConfig, calls: DynamoDbCalls) -> Store {
         Store {
             table: config.table.clone(),
             region: config.region.clone(),
             client: OnceCell::new(),
-            metrics,
+            calls,
         }
     }
 
@@ -286,7 +284,7 @@ impl Store {
             Ok(_) => Outcome::Ok,
             Err(e) => classify(e),
         };
-        self.metrics.dynamodb_call(call.label(), outcome.label());
+        self.calls.record(call, outcome);
         match (result, outcome) {
             (Ok(out), _) => Ok(out),
             (Err(_), Outcome::ConditionFailed) => Err(StoreError::ConditionFailed),
