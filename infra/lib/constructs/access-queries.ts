@@ -22,9 +22,6 @@ export const ACCESS_LINE_FIELDS = [
   'refusal',
 ] as const;
 
-/** One field of the access line. */
-export type AccessLineField = (typeof ACCESS_LINE_FIELDS)[number];
-
 /** The filter every saved query starts with: the access lines only, not the backend's other lines. */
 const ACCESS_LINES = 'message = "access"';
 
