@@ -88,8 +88,8 @@ test-infra: venv ## the CDK app's gates: tsc --noEmit, jest (wiring + cdk-nag), 
 	  || { echo "infra needs Node.js 20 or newer (aws-cdk-lib): install it from nodejs.org or NodeSource" >&2; exit 1; }
 	cd infra && npm ci --no-audit --no-fund && npm test
 
-test-docker: venv ## hadolint on Dockerfile.backend and the agent sidecar's (no Docker engine here: the images build at deploy)
-	$(VENV)/bin/hadolint Dockerfile.backend infra/images/cloudwatch-agent/Dockerfile
+test-docker: venv ## hadolint on Dockerfile.backend and the sidecars' (no Docker engine here: the images build at deploy)
+	$(VENV)/bin/hadolint Dockerfile.backend infra/images/cloudwatch-agent/Dockerfile infra/images/otel-collector/Dockerfile
 
 test-actionlint: venv ## actionlint on .github/workflows (shellcheck on their scripts), shellcheck on scripts/smoke.sh
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/actionlint

@@ -84,6 +84,12 @@ export interface PlanBConfig {
   readonly backendMaxCapacity: number;
   /** Pass ALB1's ARN to the backend as ALB_ARN so it verifies x-amzn-oidc-data too. */
   readonly verifyAlbSignature: boolean;
+  /**
+   * The share of traces starting at the backend that it records and sends to X-Ray, in (0, 1],
+   * through the collector sidecar; undefined (`planb:traceSampleRatio` absent or 0): traces off,
+   * no collector.
+   */
+  readonly traceSampleRatio: number | undefined;
   /** Cognito MFA: 'required' (TOTP) or 'optional'. */
   readonly mfa: 'required' | 'optional';
   /** Where alarm notifications are e-mailed (optional: the SNS topic exists either way). */
@@ -278,6 +284,17 @@ function optionalMatching(node: Node, name: string, pattern: RegExp, what: strin
   return value;
 }
 
+/** A ratio in [0, 1] written as a decimal number; 0 (or nothing) means off, so undefined. */
+function ratio(node: Node, name: string, what: string): number | undefined {
+  const value = raw(node, name);
+  if (value === undefined) return undefined;
+  const parsed = /^(\d+(\.\d*)?|\.\d+)(e-?\d+)?$/i.test(value) ? Number(value) : NaN;
+  if (!(parsed >= 0 && parsed <= 1)) {
+    throw new ConfigError(`context value ${key(name)} must be a number from 0 (off) to 1 (${what}), got "${value}"`);
+  }
+  return parsed === 0 ? undefined : parsed;
+}
+
 /**
  * Reads and validates every `planb:*` context value.
  *
@@ -339,6 +356,7 @@ export function readConfig(node: Node): PlanBConfig {
     backendMinCapacity,
     backendMaxCapacity,
     verifyAlbSignature: boolean(node, 'verifyAlbSignature', true),
+    traceSampleRatio: ratio(node, 'traceSampleRatio', 'every trace the backend starts'),
     mfa: oneOf(node, 'mfa', ['required', 'optional'] as const, 'required'),
     alarmEmail: optionalMatching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
     githubRepo,

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { PlanBConfig } from './config';
 import { AccessLogs } from './constructs/access-logs';
+import { AccessQueries } from './constructs/access-queries';
 import { AwsEndpoints } from './constructs/aws-endpoints';
 import { Auth } from './constructs/auth';
 import { BackendService } from './constructs/backend-service';
@@ -10,6 +11,7 @@ import { Monitoring } from './constructs/monitoring';
 import { Network } from './constructs/network';
 import { ProxyFleet } from './constructs/proxy-fleet';
 import { PublicAlb } from './constructs/public-alb';
+import { TraceCollector } from './constructs/trace-collector';
 import { WebAcl } from './constructs/web-acl';
 
 /** Properties of {@link PlanBStack}. */
@@ -62,6 +64,17 @@ export class PlanBStack extends Stack {
       trustedAlbArn: config.verifyAlbSignature ? publicAlb.loadBalancer.loadBalancerArn : undefined,
       metricDetail: config.metricDetail,
     });
+
+    new AccessQueries(this, 'AccessQueries', { logGroup: backend.logGroup, folder: config.stackName });
+    if (config.traceSampleRatio !== undefined) {
+      new TraceCollector(this, 'Traces', {
+        taskDefinition: backend.taskDefinition,
+        backend: backend.container,
+        logGroup: backend.logGroup,
+        platform: backend.imagePlatform,
+        sampleRatio: config.traceSampleRatio,
+      });
+    }
 
     const proxies = new ProxyFleet(this, 'ProxyFleet', {
       vpc,

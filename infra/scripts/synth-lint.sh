@@ -4,7 +4,7 @@
 #
 # Three variants are synthesized: cdk.json's defaults (example certificate ARN, Graviton), a
 # custom domain with a DNS-validated certificate on x86_64 with every optional input (alarm e-mail,
-# GitHub deploy role), so the optional resources get linted too, and the small profile with an
+# GitHub deploy role, traces with their collector sidecar), so the optional resources get linted too, and the small profile with an
 # existing GitHub OIDC provider. Both pass
 # planb:allowPlaceholders=true: cdk.json's example certificate is refused otherwise.
 # The proxy binary is a stand-in (test/fixtures: an ELF header for the right CPU) unless
@@ -47,7 +47,7 @@ synth default -c "planb:proxyBinary=$binary_arm64"
 synth custom-domain -c planb:certificateArn= -c planb:domainName=api.example.com \
   -c planb:hostedZoneId=Z0000000000000EXAMPLE -c planb:hostedZoneName=example.com \
   -c planb:architecture=x86_64 -c "planb:proxyBinary=$binary_x86_64" -c planb:mfa=optional \
-  -c planb:alarmEmail=ops@example.com -c planb:githubRepo=example/planb
+  -c planb:alarmEmail=ops@example.com -c planb:githubRepo=example/planb -c planb:traceSampleRatio=0.05
 synth small -c planb:profile=small -c "planb:proxyBinary=$binary_arm64" -c planb:githubRepo=example/planb \
   -c planb:githubOidcProviderArn=arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com
 

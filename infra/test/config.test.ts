@@ -91,8 +91,26 @@ describe('context', () => {
     ['planb:githubOidcProviderArn', { 'planb:githubOidcProviderArn': 'arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com' }],
     ['planb:allowPlaceholders', { 'planb:allowPlaceholders': 'yes' }],
     ['planb:profile', { 'planb:profile': 'tiny' }],
+    ['planb:traceSampleRatio', { 'planb:traceSampleRatio': '1.5' }],
+    ['planb:traceSampleRatio', { 'planb:traceSampleRatio': '-0.1' }],
+    ['planb:traceSampleRatio', { 'planb:traceSampleRatio': '10%' }],
+    ['planb:traceSampleRatio', { 'planb:traceSampleRatio': '0x1' }],
+    ['planb:traceSampleRatio', { 'planb:traceSampleRatio': 'on' }],
   ])('a malformed %s is rejected by name', (key, overrides) => {
     expect(() => configWith(overrides)).toThrow(key);
+  });
+
+  test('traces: off when planb:traceSampleRatio is absent or 0, else the ratio, from -c or cdk.json alike', () => {
+    expect(configWith({}).traceSampleRatio).toBeUndefined();
+    expect(configWith({ 'planb:traceSampleRatio': '0' }).traceSampleRatio).toBeUndefined();
+    expect(configWith({ 'planb:traceSampleRatio': 0 }).traceSampleRatio).toBeUndefined();
+    expect(configWith({ 'planb:traceSampleRatio': '0.05' }).traceSampleRatio).toBe(0.05);
+    expect(configWith({ 'planb:traceSampleRatio': 0.05 }).traceSampleRatio).toBe(0.05);
+    expect(configWith({ 'planb:traceSampleRatio': '1' }).traceSampleRatio).toBe(1);
+    expect(configWith({ 'planb:traceSampleRatio': 1e-7 }).traceSampleRatio).toBe(1e-7);
+    expect(() => configWith({ 'planb:traceSampleRatio': '2' })).toThrow(
+      /^context value planb:traceSampleRatio must be a number from 0 \(off\) to 1 \(every trace the backend starts\), got "2"$/,
+    );
   });
 
   test('a certificate from another region is rejected: ALB1 can only use its own region', () => {

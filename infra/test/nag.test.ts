@@ -46,6 +46,7 @@ describe('cdk-nag AwsSolutions', () => {
         'planb:githubRepo': 'example/planb',
       },
     ],
+    ['traces on (the collector sidecar, its X-Ray statement)', { 'planb:traceSampleRatio': '0.1' }],
   ])('no unacknowledged error or warning (%s)', (_name, overrides) => {
     const { stack } = synth(overrides);
     const report = new AwsSolutionsChecks().validateScope(stack);
@@ -71,6 +72,14 @@ describe('cdk-nag AwsSolutions', () => {
     }
     const readme = fs.readFileSync(path.join(INFRA_DIR, 'README.md'), 'utf8');
     for (const id of ids) expect(readme).toContain(id);
+  });
+
+  test("with traces on, the task role's X-Ray statement is the one acknowledged IAM5 on it", () => {
+    const acks = acknowledgements(synth({ 'planb:traceSampleRatio': '0.1' }).stack);
+    const reason = acks.get('AwsSolutions-IAM5[Resource::*] @ PlanB/Backend/Task/TaskRole');
+    expect(reason).toContain('X-Ray has no resource-level permissions');
+    // Off, the task role has no "*" to acknowledge.
+    expect(acknowledgements(synth().stack).has('AwsSolutions-IAM5[Resource::*] @ PlanB/Backend/Task/TaskRole')).toBe(false);
   });
 
   test('the optional-MFA variant acknowledges COG2 with its reason', () => {

@@ -114,6 +114,12 @@ export class BackendService extends Construct {
   public readonly cursorKey: secretsmanager.Secret;
   /** The task count autoscaling never goes below (the running-tasks alarm's floor). */
   public readonly minCapacity: number;
+  /** The backend's task definition (the sidecars join it). */
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  /** The backend's log group: its lines (the access line among them) and its sidecars'. */
+  public readonly logGroup: logs.LogGroup;
+  /** The platform every image of the task is built for: the task's CPU architecture. */
+  public readonly imagePlatform: Platform;
 
   constructor(scope: Construct, id: string, props: BackendServiceProps) {
     super(scope, id);
@@ -148,6 +154,7 @@ export class BackendService extends Construct {
 
     // Both images for the task's architecture, whatever machine runs `cdk deploy`.
     const platform = props.architecture === 'arm64' ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64;
+    this.imagePlatform = platform;
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'Task', {
       cpu: 256,
       memoryLimitMiB: 512,
@@ -161,6 +168,8 @@ export class BackendService extends Construct {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.taskDefinition = taskDefinition;
+    this.logGroup = logGroup;
 
     const environment: Record<string, string> = {
       COGNITO_USER_POOL_ID: props.userPool.userPoolId,
@@ -212,7 +221,7 @@ export class BackendService extends Construct {
     Validations.of(taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
       reason:
-        'The environment holds only public identifiers (user pool id, region, app client id, ALB ARN, table name), log settings and the metrics sidecar\'s agent and scrape configuration; the one secret (NOTES_CURSOR_KEY) is passed from Secrets Manager, not the environment.',
+        'The environment holds only public identifiers (user pool id, region, app client id, ALB ARN, table name), log settings, the metrics sidecar\'s agent and scrape configuration and, with traces on, the OpenTelemetry exporter\'s localhost endpoint, sampler and service name; the one secret (NOTES_CURSOR_KEY) is passed from Secrets Manager, not the environment.',
     });
 
     const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
