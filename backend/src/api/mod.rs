@@ -19,6 +19,7 @@ pub mod front_door;
 pub mod handlers;
 pub mod logout;
 pub mod notes;
+pub mod openapi;
 pub mod page;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub fn routes(app: &App) -> RouteTable {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/logout", get(logout::logout))
         .route("/api/me", get(handlers::me.layer(app.verified())))
         .route(
@@ -99,7 +101,7 @@ pub fn routes(app: &App) -> RouteTable {
         )
         .route(
             "/api/profile",
-            get(handlers::me.layer(app.verified().scope(&app.profile_scope))),
+            get(handlers::profile.layer(app.verified().scope(&app.profile_scope))),
         );
     if app.notes.is_configured() {
         table
