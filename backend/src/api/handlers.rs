@@ -9,6 +9,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 
 use super::app::App;
 use super::error::ApiError;
+use super::openapi::{Admin, ErrorBody, Me, Status};
 use cognito_verifier::Caller;
 
 /// A 200 with a JSON `body`. Built directly rather than from a
@@ -22,11 +23,16 @@ fn json(body: impl Into<axum::body::Body>) -> Response {
 }
 
 /// `GET /health`: liveness, no network.
+#[utoipa::path(get, path = "/health", tag = "meta",
+    responses((status = 200, description = "The process is up", body = Status)))]
 pub async fn health() -> Response {
     json(&b"{\"status\":\"ok\"}"[..])
 }
 
 /// `GET /ready`: 200 once the pool's keys are loaded.
+#[utoipa::path(get, path = "/ready", tag = "meta", responses(
+    (status = 200, description = "The signing keys are loaded", body = Status),
+    (status = 503, description = "Not yet", body = ErrorBody)))]
 pub async fn ready(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     if app.auth.keys_loaded() {
         Ok(json(&b"{\"status\":\"ready\"}"[..]))
@@ -36,6 +42,8 @@ pub async fn ready(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 }
 
 /// `GET /metrics`: every counter as Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app.metrics.render();
     (
@@ -48,12 +56,34 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// `GET /api/me` (and `/api/profile`): the caller's identity, serialised when its token was verified.
+/// `GET /api/me`: the caller's identity, serialised when its token was verified.
+#[utoipa::path(get, path = "/api/me", tag = "identity",
+    security(("albSession" = []), ("bearer" = [])),
+    responses((status = 200, description = "The verified caller", body = Me),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody)))]
 pub async fn me(Caller(who): Caller) -> Response {
     json(who.json.clone())
 }
 
+/// `GET /api/profile`: the caller's identity, for a token with the profile scope.
+#[utoipa::path(get, path = "/api/profile", tag = "identity",
+    security(("albSession" = []), ("bearer" = [])),
+    responses((status = 200, description = "The verified caller", body = Me),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "The token lacks the route's scope (`missing_scope`)", body = ErrorBody)))]
+pub async fn profile(caller: Caller) -> Response {
+    me(caller).await
+}
+
 /// `GET /api/admin`: the route's guard admitted only the admin group.
+#[utoipa::path(get, path = "/api/admin", tag = "identity",
+    security(("albSession" = []), ("bearer" = [])),
+    responses((status = 200, description = "The caller is an admin", body = Admin),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "The caller is not in the admin group (`missing_group`)", body = ErrorBody)))]
 pub async fn admin(Caller(who): Caller) -> Response {
     json(serde_json::json!({"sub": &*who.sub, "admin": true}).to_string())
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod handlers;
 pub mod logout;
 pub mod notes;
+pub mod openapi;
 pub mod page;
 pub mod requests;
 
@@ -59,6 +60,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/logout", get(logout::logout))
         .route("/api/me", get(handlers::me.layer(app.verified())))
         .route(
@@ -67,7 +69,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         )
         .route(
             "/api/profile",
-            get(handlers::me.layer(app.verified().scope(&app.profile_scope))),
+            get(handlers::profile.layer(app.verified().scope(&app.profile_scope))),
         );
     if app.notes.is_configured() {
         table

@@ -19,9 +19,11 @@ use hyper::StatusCode;
 
 use super::app::App;
 use super::error::ApiError;
+use super::openapi::{ErrorBody, NoteInput};
 use crate::notes::store::Note;
 use crate::notes::validate::{self, MAX_BODY_BYTES};
 use crate::notes::NotesError;
+use crate::notes::Page;
 use cognito_verifier::Caller;
 
 /// The scope a machine caller needs to read notes, as infra's resource server
@@ -34,6 +36,18 @@ pub const WRITE_SCOPE: &str = "planb-api/write";
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET /api/notes`.
+#[utoipa::path(get, path = "/api/notes", tag = "notes",
+    security(("albSession" = []), ("bearer" = [])),
+    params(
+        ("limit" = Option<u16>, Query, description = "Notes per page, 1-100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of the caller's notes", body = Page),
+        (status = 400, description = "A bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -45,6 +59,16 @@ pub async fn list(
 }
 
 /// `GET /api/notes/{id}`.
+#[utoipa::path(get, path = "/api/notes/{id}", tag = "notes",
+    security(("albSession" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "1-64 of A-Z a-z 0-9 _ -")),
+    responses((status = 200, description = "The note", body = Note,
+            headers(("ETag" = String, description = "The note's version, quoted"))),
+        (status = 400, description = "A bad id", body = ErrorBody),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -55,6 +79,20 @@ pub async fn get(
 }
 
 /// `PUT /api/notes/{id}`.
+#[utoipa::path(put, path = "/api/notes/{id}", tag = "notes",
+    security(("albSession" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "1-64 of A-Z a-z 0-9 _ -"),
+        ("If-Match" = Option<String>, Header, description = "`*` or the quoted version to replace")),
+    request_body = NoteInput,
+    responses((status = 200, description = "Replaced", body = Note),
+        (status = 201, description = "Created", body = Note),
+        (status = 400, description = "A bad id, If-Match or body", body = ErrorBody),
+        (status = 412, description = "If-Match did not match", body = ErrorBody),
+        (status = 413, description = "The text or body is too large", body = ErrorBody),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn put(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -75,6 +113,17 @@ pub async fn put(
 }
 
 /// `DELETE /api/notes/{id}`.
+#[utoipa::path(delete, path = "/api/notes/{id}", tag = "notes",
+    security(("albSession" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "1-64 of A-Z a-z 0-9 _ -"),
+        ("If-Match" = Option<String>, Header, description = "`*` or the quoted version to delete")),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "A bad id or If-Match", body = ErrorBody),
+        (status = 412, description = "If-Match did not match", body = ErrorBody),
+        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
+        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
+        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     Caller(who): Caller,

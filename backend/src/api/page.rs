@@ -31,16 +31,22 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /`.
+#[utoipa::path(get, path = "/", tag = "page",
+    responses((status = 200, description = "The page", content_type = "text/html")))]
 pub async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// `GET /app.js`.
+#[utoipa::path(get, path = "/app.js", tag = "page",
+    responses((status = 200, description = "The page's script", content_type = "text/javascript")))]
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// `GET /app.css`.
+#[utoipa::path(get, path = "/app.css", tag = "page",
+    responses((status = 200, description = "The page's style", content_type = "text/css")))]
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }

@@ -41,7 +41,7 @@ struct Service {
 }
 
 /// One page of a caller's notes.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The notes, in id order.
     pub notes: Vec<Note>,

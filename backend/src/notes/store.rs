@@ -39,7 +39,7 @@ const UPDATED_AT: &str = "updated_at";
 const VERSION: &str = "version";
 
 /// One note as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Note {
     /// The id (the sort key).
     pub id: String,
