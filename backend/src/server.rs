@@ -38,7 +38,7 @@ pub const CONNECTION_OVERHEAD: usize = 8 * 1024;
 /// The most one slow client can make a connection hold: a full read buffer
 /// and a notes body being collected.
 pub const CONNECTION_WORST_CASE: usize =
-    READ_BUFFER_MAX + crate::notes::validate::MAX_BODY_BYTES + CONNECTION_OVERHEAD;
+    READ_BUFFER_MAX + cognito_verifier::DEFAULT_BODY_LIMIT + CONNECTION_OVERHEAD;
 
 /// Longest wait for in-flight requests after a shutdown signal.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);

@@ -126,6 +126,12 @@ impl Backend {
                 req = req.header(*k, *v);
             }
             if let Some(b) = body {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    req = req.header("content-type", "application/json");
+                }
                 req = req.body(b);
             }
             let resp = req.send().await.expect("request");
@@ -481,18 +487,26 @@ fn bad_requests_are_refused_before_any_dynamodb_call() {
     assert_error(
         error(put("/api/notes/huge", &vec![b' '; 64 * 1024])),
         413,
-        "too_large",
+        "body_too_large",
     );
-    for bad in [
-        &b""[..],
-        b"not json",
-        b"{}",
-        b"{\"text\":1}",
-        b"[\"x\"]",
-        b"{\"text\":\"x\",\"more\":1}",
+    for (bad, status, code) in [
+        (&b""[..], 400, "invalid_json"),
+        (b"not json", 400, "invalid_json"),
+        (b"{}", 422, "missing_field"),
+        (b"{\"text\":1}", 422, "invalid_field"),
+        (b"[\"x\"]", 422, "invalid_field"),
+        (b"{\"text\":\"x\",\"more\":1}", 422, "invalid_field"),
     ] {
-        assert_error(error(put("/api/notes/x", bad)), 400, "invalid_body");
+        assert_error(error(put("/api/notes/x", bad)), status, code);
     }
+    let plain = b.call(
+        Method::PUT,
+        "/api/notes/x",
+        t,
+        &[("content-type", "text/plain")],
+        Some(b"{\"text\":\"x\"}".to_vec()),
+    );
+    assert_error(error(plain), 415, "unsupported_media_type");
     let r = b.call(
         Method::PUT,
         "/api/notes/x",

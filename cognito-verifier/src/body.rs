@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 400 | `invalid_json` | not JSON (a syntax error, or the body ends early) |
 //! | 400 | `unreadable_body` | the body could not be read (the client went away) |
+//! | 408 | `body_timeout` | the body took longer than [`BODY_TIMEOUT`] to arrive |
 //! | 413 | `body_too_large` | over the route's limit (by `Content-Length`, or as read) |
 //! | 415 | `unsupported_media_type` | `Content-Type` missing or not `application/json` (or `application/*+json`) |
 //! | 422 | `missing_field` | a required field is absent |
@@ -32,6 +33,10 @@ use crate::rejection::json_error;
 /// The body limit of a [`JsonBody`] unless the route names its own: 25 KiB,
 /// what a service's memory budget assumes for the body of each connection.
 pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024;
+
+/// The longest a body may take to arrive: a client that sends it slowly
+/// holds a connection and a buffer, so it is cut off.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The longest field path a message repeats; a longer one is cut (a path
 /// through maps carries the client's keys).
@@ -116,6 +121,8 @@ pub enum BodyRejection {
     },
     /// The body could not be read to its end (400 `unreadable_body`).
     Unreadable,
+    /// The body took longer than [`BODY_TIMEOUT`] (408 `body_timeout`).
+    Timeout,
     /// Not JSON: a syntax error or an early end (400 `invalid_json`).
     InvalidJson {
         /// Where the error is, 1-based.
@@ -142,6 +149,7 @@ impl BodyRejection {
         match self {
             BodyRejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyRejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyRejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             BodyRejection::Unreadable | BodyRejection::InvalidJson { .. } => {
                 StatusCode::BAD_REQUEST
             }
@@ -157,6 +165,7 @@ impl BodyRejection {
             BodyRejection::UnsupportedMediaType => "unsupported_media_type",
             BodyRejection::TooLarge { .. } => "body_too_large",
             BodyRejection::Unreadable => "unreadable_body",
+            BodyRejection::Timeout => "body_timeout",
             BodyRejection::InvalidJson { .. } => "invalid_json",
             BodyRejection::MissingField { .. } => "missing_field",
             BodyRejection::InvalidField { .. } => "invalid_field",
@@ -174,6 +183,7 @@ impl fmt::Display for BodyRejection {
                 write!(f, "the body is larger than this route's {limit} bytes")
             }
             BodyRejection::Unreadable => f.write_str("the body could not be read to its end"),
+            BodyRejection::Timeout => f.write_str("the request body did not arrive in time"),
             BodyRejection::InvalidJson { line, column } => {
                 write!(
                     f,
@@ -220,10 +230,12 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The whole body, never more than `limit` bytes buffered.
 async fn read(req: Request, limit: usize) -> Result<Bytes, BodyRejection> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(BodyRejection::TooLarge { limit }),
-        Err(_) => Err(BodyRejection::Unreadable),
+    let collect = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(BODY_TIMEOUT, collect).await {
+        Err(_) => Err(BodyRejection::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyRejection::TooLarge { limit }),
+        Ok(Err(_)) => Err(BodyRejection::Unreadable),
     }
 }
 
@@ -429,6 +441,19 @@ mod tests {
         ]);
         let (status, code, _) = refusal(JSON, Body::from_stream(broken)).await;
         assert_eq!((status, code.as_str()), (400, "unreadable_body"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_is_408_once_the_timeout_passes() {
+        use futures_util::StreamExt;
+        let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+            b"{\"item\":",
+        ))]);
+        let stalled = first.chain(futures_util::stream::pending());
+        let started = tokio::time::Instant::now();
+        let (status, code, _) = refusal(JSON, Body::from_stream(stalled)).await;
+        assert_eq!((status, code.as_str()), (408, "body_timeout"));
+        assert_eq!(started.elapsed(), BODY_TIMEOUT);
     }
 
     #[tokio::test]

@@ -122,7 +122,7 @@ mod penalty;
 mod rejection;
 mod verifier;
 
-pub use body::{BodyRejection, JsonBody, DEFAULT_BODY_LIMIT};
+pub use body::{BodyRejection, JsonBody, BODY_TIMEOUT, DEFAULT_BODY_LIMIT};
 pub use config::{AlbConfig, ConfigError, UserPool, VerifierConfig, VerifierConfigBuilder};
 pub use identity::{CallerKind, Identity};
 pub use layer::{AuthFuture, AuthLayer, AuthService, Caller, Guard};

@@ -118,8 +118,10 @@ def test_bad_requests_are_refused_with_json_errors(stack):
     for bad in ("a.b", "x" * 65, "a%2Fb"):
         assert_error(call("GET", notes_url(stack, f"/{bad}"), alice), 400, "invalid_id")
     assert_error(call("PUT", notes_url(stack, "/big"), alice, {"text": "x" * 4097}), 413, "too_large")
-    assert_error(call("PUT", notes_url(stack, "/big"), alice, b" " * (64 * 1024)), 413, "too_large")
-    for bad in (b"not json", b"{}", b'{"text": 1}', b'{"text": "x", "extra": true}'):
-        assert_error(call("PUT", notes_url(stack, "/x"), alice, bad), 400, "invalid_body")
+    assert_error(call("PUT", notes_url(stack, "/big"), alice, b" " * (64 * 1024)), 413, "body_too_large")
+    for bad, status, code in ((b"not json", 400, "invalid_json"), (b"{}", 422, "missing_field"),
+                              (b'{"text": 1}', 422, "invalid_field"),
+                              (b'{"text": "x", "extra": true}', 422, "invalid_field")):
+        assert_error(call("PUT", notes_url(stack, "/x"), alice, bad), status, code)
     status, _, note = call("PUT", notes_url(stack, f"/{fresh_id()}"), alice, {"text": "é" * 2048})
     assert (status, len(note["text"].encode())) == (201, 4096)

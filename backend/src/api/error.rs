@@ -42,10 +42,8 @@ fn notes_status(why: NotesError) -> StatusCode {
         NotesError::InvalidId
         | NotesError::InvalidLimit
         | NotesError::InvalidCursor
-        | NotesError::InvalidIfMatch
-        | NotesError::InvalidBody => StatusCode::BAD_REQUEST,
+        | NotesError::InvalidIfMatch => StatusCode::BAD_REQUEST,
         NotesError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        NotesError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         NotesError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         NotesError::Conflict => StatusCode::CONFLICT,
         NotesError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,36 +4,30 @@
 //!
 //! Order of checks: configured (404, before the token: the route table mounts
 //! these only with `NOTES_TABLE`) → method (405) → the caller's token (401) →
-//! id, query, `If-Match`, body (400/413) → DynamoDB (404/412/503).
+//! the body (`JsonBody`: 400/408/413/415/422) → id, query, `If-Match`
+//! (400), text (413) → DynamoDB (404/412/503).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use hyper::StatusCode;
 
 use super::app::App;
 use super::error::ApiError;
-use super::openapi::{ErrorBody, NoteInput};
+use super::openapi::ErrorBody;
 use crate::notes::store::Note;
-use crate::notes::validate::{self, MAX_BODY_BYTES};
+use crate::notes::validate::{self, NoteInput};
 use crate::notes::NotesError;
 use crate::notes::Page;
-use cognito_verifier::Caller;
+use cognito_verifier::{Caller, JsonBody};
 
 /// The scope a machine caller needs to read notes, as infra's resource server
 /// defines it (`infra/lib/constructs/auth.ts`).
 pub const READ_SCOPE: &str = "planb-api/read";
 /// The scope a machine caller needs to create, change or delete notes.
 pub const WRITE_SCOPE: &str = "planb-api/write";
-
-/// How long a PUT body may take to arrive.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET /api/notes`.
 #[utoipa::path(get, path = "/api/notes", tag = "notes",
@@ -86,9 +80,12 @@ pub async fn get(
     request_body = NoteInput,
     responses((status = 200, description = "Replaced", body = Note),
         (status = 201, description = "Created", body = Note),
-        (status = 400, description = "A bad id, If-Match or body", body = ErrorBody),
+        (status = 400, description = "A bad id or If-Match, or a body that is not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 408, description = "The body took over 10 s (`body_timeout`)", body = ErrorBody),
         (status = 412, description = "If-Match did not match", body = ErrorBody),
-        (status = 413, description = "The text or body is too large", body = ErrorBody),
+        (status = 413, description = "The text is over 4096 bytes (`too_large`) or the body over 25 KiB (`body_too_large`)", body = ErrorBody),
+        (status = 415, description = "Not sent as application/json (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "No `text`, or not a string, or another member (`missing_field`, `invalid_field`)", body = ErrorBody),
         (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
         (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
         (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
@@ -98,11 +95,11 @@ pub async fn put(
     Caller(who): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(input): JsonBody<NoteInput>,
 ) -> Result<Response, ApiError> {
     validate::note_id(&id)?;
     let expect = validate::expect(&headers)?;
-    let text = validate::put_text(&read_body(&headers, body).await?)?;
+    let text = validate::note_text(input)?;
     let written = app.notes.put(&who.sub, &id, &text, expect).await?;
     let status = if written.created {
         StatusCode::CREATED
@@ -139,19 +136,6 @@ pub async fn delete(
 /// Every notes path without `NOTES_TABLE`: 404 before anything else.
 pub async fn not_configured() -> ApiError {
     ApiError::Notes(NotesError::NotConfigured)
-}
-
-/// The PUT body, at most [`MAX_BODY_BYTES`] buffered, within [`BODY_TIMEOUT`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, NotesError> {
-    if validate::declared_too_large(headers) {
-        return Err(NotesError::TooLarge);
-    }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
-        Err(_) => Err(NotesError::BodyTimeout),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(NotesError::TooLarge),
-        Ok(Err(_)) => Err(NotesError::InvalidBody),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
 }
 
 fn note_response(status: StatusCode, note: &Note) -> Response {

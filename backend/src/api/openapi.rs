@@ -68,14 +68,6 @@ pub struct Admin {
     admin: bool,
 }
 
-/// The body of `PUT /api/notes/{id}`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: the notes domain parses the body itself
-pub struct NoteInput {
-    /// The note's text, at most 4096 bytes.
-    text: String,
-}
-
 /// The API's description, from the annotated handlers.
 #[derive(OpenApi)]
 #[openapi(
@@ -102,7 +94,7 @@ pub struct NoteInput {
         notes::put,
         notes::delete,
     ),
-    components(schemas(ErrorBody, Status, Me, Admin, NoteInput)),
+    components(schemas(ErrorBody, Status, Me, Admin)),
     modifiers(&SecuritySchemes),
 )]
 pub struct ApiDoc;

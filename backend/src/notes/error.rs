@@ -15,12 +15,8 @@ pub enum NotesError {
     InvalidCursor,
     /// `If-Match` is not `*` or one version.
     InvalidIfMatch,
-    /// The body is not `{"text": "..."}`.
-    InvalidBody,
-    /// The text is over 4096 bytes, or the body over 25 KiB.
+    /// The text is over 4096 bytes.
     TooLarge,
-    /// The body did not arrive in time.
-    BodyTimeout,
     /// No note with this id for this caller (whoever else may own one).
     NotFound,
     /// `If-Match` did not match the note's version (or the note is absent).
@@ -40,9 +36,7 @@ impl NotesError {
             NotesError::InvalidLimit => "invalid_limit",
             NotesError::InvalidCursor => "invalid_cursor",
             NotesError::InvalidIfMatch => "invalid_if_match",
-            NotesError::InvalidBody => "invalid_body",
             NotesError::TooLarge => "too_large",
-            NotesError::BodyTimeout => "body_timeout",
             NotesError::NotFound => "not_found",
             NotesError::PreconditionFailed => "precondition_failed",
             NotesError::Conflict => "conflict",
@@ -60,9 +54,7 @@ impl NotesError {
             NotesError::InvalidLimit => "limit must be a whole number from 1 to 100",
             NotesError::InvalidCursor => "the cursor is not one this server issued to you",
             NotesError::InvalidIfMatch => "If-Match must be * or one note version",
-            NotesError::InvalidBody => "the body must be a JSON object {\"text\": string}",
-            NotesError::TooLarge => "the note text is over 4096 bytes (or the body over 25 KiB)",
-            NotesError::BodyTimeout => "the request body did not arrive in time",
+            NotesError::TooLarge => "the note text is over 4096 bytes",
             NotesError::NotFound => "no such note",
             NotesError::PreconditionFailed => "the note is not at the version If-Match names",
             NotesError::Conflict => "the note kept changing while it was written; retry",

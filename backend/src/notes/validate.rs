@@ -1,7 +1,9 @@
 //! What a notes request may carry: the id, the list query, `If-Match`, the body.
 //! Everything is checked before any DynamoDB call.
 
-use hyper::header::{HeaderMap, CONTENT_LENGTH, IF_MATCH};
+use hyper::header::{HeaderMap, IF_MATCH};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use std::fmt;
 
 use super::error::NotesError;
 
@@ -9,11 +11,6 @@ use super::error::NotesError;
 pub const MAX_ID_LEN: usize = 64;
 /// Longest note text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 4096;
-/// Longest PUT body read: room for every JSON spelling of a 4096-byte text
-/// (`\u00XX` escapes take 6 bytes per byte; JSON encoders that escape all
-/// non-ASCII, Python's default, need 3x for UTF-8 text), plus the object.
-/// Nothing beyond it is buffered; a longer body is a 413.
-pub const MAX_BODY_BYTES: usize = 6 * MAX_TEXT_BYTES + 1024;
 /// Page size bounds and default for `GET /api/notes`.
 pub const MAX_LIMIT: u16 = 100;
 /// The page size when `limit` is not given.
@@ -109,33 +106,46 @@ pub fn expect(headers: &HeaderMap) -> Result<Expect, NotesError> {
         .map_err(|_| NotesError::InvalidIfMatch)
 }
 
-/// A declared body length over [`MAX_BODY_BYTES`]: refused before reading.
-pub fn declared_too_large(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+/// The PUT body: exactly `{"text": "..."}`, taken with `cognito_verifier::JsonBody`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct NoteInput {
+    /// The note's text, at most 4096 bytes.
+    pub text: String,
 }
 
-/// The PUT body: exactly `{"text": "..."}`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutBody {
-    text: String,
-}
-
-/// The note text from a PUT body: 400 unless it is that JSON, 413 over 4096 bytes.
-pub fn put_text(body: &[u8]) -> Result<String, NotesError> {
-    // serde would also take the struct as a one-element array: only an object is the API.
-    if body.trim_ascii_start().first() != Some(&b'{') {
-        return Err(NotesError::InvalidBody);
+/// An object only, with `text` once and nothing else: serde's derive would
+/// also take `["..."]` and ignore unknown members.
+impl<'de> Deserialize<'de> for NoteInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NoteInput, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = NoteInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object {\"text\": string}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoteInput, A::Error> {
+                let mut text = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "text" if text.is_none() => text = Some(map.next_value::<String>()?),
+                        "text" => return Err(de::Error::duplicate_field("text")),
+                        other => return Err(de::Error::unknown_field(other, &["text"])),
+                    }
+                }
+                let text = text.ok_or_else(|| de::Error::missing_field("text"))?;
+                Ok(NoteInput { text })
+            }
+        }
+        d.deserialize_map(Object)
     }
-    let parsed: PutBody = serde_json::from_slice(body).map_err(|_| NotesError::InvalidBody)?;
-    if parsed.text.len() > MAX_TEXT_BYTES {
+}
+
+/// The note text of a PUT: 413 over 4096 bytes.
+pub fn note_text(input: NoteInput) -> Result<String, NotesError> {
+    if input.text.len() > MAX_TEXT_BYTES {
         return Err(NotesError::TooLarge);
     }
-    Ok(parsed.text)
+    Ok(input.text)
 }
 
 #[cfg(test)]
@@ -212,29 +222,39 @@ mod tests {
         assert_eq!(expect(&h), Err(NotesError::InvalidIfMatch));
     }
 
+    fn input(body: &[u8]) -> Result<NoteInput, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
     #[test]
     fn bodies() {
-        assert_eq!(put_text(br#"{"text":"hi"}"#).unwrap(), "hi");
-        assert_eq!(put_text(br#"{"text":""}"#).unwrap(), "");
-        let max = format!(r#"{{"text":"{}"}}"#, "é".repeat(MAX_TEXT_BYTES / 2));
-        assert_eq!(put_text(max.as_bytes()).unwrap().len(), MAX_TEXT_BYTES);
-        let over = format!(r#"{{"text":"{}x"}}"#, "é".repeat(MAX_TEXT_BYTES / 2));
-        assert_eq!(put_text(over.as_bytes()), Err(NotesError::TooLarge));
-        // The longest spelling of a 4096-byte text fits in the body bound.
+        assert_eq!(input(br#"{"text":"hi"}"#).unwrap().text, "hi");
+        assert_eq!(input(br#"{"text":""}"#).unwrap().text, "");
+        let max = "é".repeat(MAX_TEXT_BYTES / 2);
+        assert_eq!(
+            note_text(NoteInput { text: max }).unwrap().len(),
+            MAX_TEXT_BYTES
+        );
+        let over = "é".repeat(MAX_TEXT_BYTES / 2) + "x";
+        assert_eq!(
+            note_text(NoteInput { text: over }),
+            Err(NotesError::TooLarge)
+        );
+        // The longest spelling of a 4096-byte text fits in the body limit.
         let escaped = format!(r#"{{"text":"{}"}}"#, "\\u0001".repeat(MAX_TEXT_BYTES));
-        assert!(escaped.len() <= MAX_BODY_BYTES);
-        assert_eq!(put_text(escaped.as_bytes()).unwrap().len(), MAX_TEXT_BYTES);
+        assert!(escaped.len() <= cognito_verifier::DEFAULT_BODY_LIMIT);
+        assert_eq!(
+            input(escaped.as_bytes()).unwrap().text.len(),
+            MAX_TEXT_BYTES
+        );
         for bad in [
-            &b""[..],
-            b"text",
-            b"{}",
+            &b"{}"[..],
             br#"{"text":1}"#,
             br#"{"text":"a","x":1}"#,
             br#"{"text":"a","text":"b"}"#,
             br#"["a"]"#,
-            b"{\"text\":\"\xff\"}",
         ] {
-            assert_eq!(put_text(bad), Err(NotesError::InvalidBody), "{bad:?}");
+            assert!(input(bad).is_err(), "{bad:?}");
         }
     }
 }
