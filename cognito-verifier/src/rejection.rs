@@ -160,7 +160,7 @@ impl Rejection {
 /// The one JSON error response every refusal becomes:
 /// `{"error": code, "message": message}` with `status`; a 401 carries the
 /// Bearer challenge. The code also rides along as an [`ErrorCode`] extension,
-/// so the front door logs and counts refusals without parsing bodies.
+/// so a middleware logs and counts refusals without parsing bodies.
 pub fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response {
     let body = serde_json::json!({"error": code, "message": message}).to_string();
     let mut r = (status, [(CONTENT_TYPE, "application/json")], body).into_response();
