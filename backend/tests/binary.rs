@@ -94,10 +94,14 @@ async fn logs_are_json_and_never_contain_a_token_and_sigterm_drains_in_flight_re
     let mut bad_claims = good_claims();
     bad_claims["exp"] = serde_json::json!(now() - 1.0);
     let bad = test_key(0).sign(&bad_claims);
+    let trace = "Self=1-67891234-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678;Sampled=1";
     assert_eq!(
         get(
             &format!("{base}/api/me"),
-            &[("x-amzn-oidc-accesstoken", &good)]
+            &[
+                ("x-amzn-oidc-accesstoken", &good),
+                ("x-amzn-trace-id", trace)
+            ]
         )
         .await
         .0,
@@ -180,10 +184,30 @@ async fn logs_are_json_and_never_contain_a_token_and_sigterm_drains_in_flight_re
             "{line}"
         );
     }
-    assert!(
-        logs.contains("token_expired"),
-        "rejections are logged by reason at debug: {logs}"
+    // One access line per request: who called what, with what result.
+    let access: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "access" && v["route"] == "/api/me")
+        .collect();
+    let served = access.iter().find(|v| v["status"] == 200).expect(&logs);
+    assert_eq!(served["method"], "GET", "{served}");
+    assert_eq!(served["sub"], SUB, "{served}");
+    assert_eq!(served["kind"], "user", "{served}");
+    assert_eq!(served["client_id"], CLIENT, "{served}");
+    assert_eq!(served["username"], "alice", "{served}");
+    assert_eq!(
+        served["trace_id"], "1-67891233-abcdef012345678912345678",
+        "{served}"
     );
+    assert!(
+        served["duration_ms"].as_f64().is_some_and(|d| d >= 0.0),
+        "{served}"
+    );
+    assert!(served.get("refusal").is_none(), "{served}");
+    let refused = access.iter().find(|v| v["status"] == 401).expect(&logs);
+    assert_eq!(refused["refusal"], "token_expired", "{refused}");
+    assert!(refused.get("sub").is_none(), "{refused}");
     assert!(logs.contains("SIGTERM"), "{logs}");
     for (i, token) in [&good, &bad].iter().enumerate() {
         for part in token.split('.') {

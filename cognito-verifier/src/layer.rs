@@ -1,7 +1,9 @@
 //! The verifier for any tower service: [`AuthLayer`] authenticates each
 //! request (and applies the route's group or scope guards) before the inner
 //! service sees it, and hands the caller on as a request extension that axum
-//! handlers take with the [`Caller`] extractor.
+//! handlers take with the [`Caller`] extractor. The answer carries the
+//! caller too (a response extension), so a middleware outside the layer —
+//! an access log — can say who was served.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -153,9 +155,10 @@ where
         // service that was polled ready serves it, without a box or a clone.
         match self.layer.admit_now(req.headers()) {
             Some(Ok(who)) => {
-                req.extensions_mut().insert(Caller(who));
+                req.extensions_mut().insert(Caller(who.clone()));
                 return AuthFuture::new(AuthState::Admitted {
                     future: self.inner.call(req),
+                    caller: Some(Caller(who)),
                 });
             }
             Some(Err(why)) => {
@@ -173,8 +176,10 @@ where
             future: Box::pin(async move {
                 match layer.admit(req.headers()).await {
                     Ok(who) => {
-                        req.extensions_mut().insert(Caller(who));
-                        Ok(inner.call(req).await?.map(Body::new))
+                        req.extensions_mut().insert(Caller(who.clone()));
+                        let mut answer = inner.call(req).await?.map(Body::new);
+                        answer.extensions_mut().insert(Caller(who));
+                        Ok(answer)
                     }
                     Err(why) => Ok(why.into_response()),
                 }
@@ -194,8 +199,8 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = AuthStateProj]
     enum AuthState<F, E> {
-        // Admitted at once: the inner service's answer.
-        Admitted { #[pin] future: F },
+        // Admitted at once: the inner service's answer, given the caller.
+        Admitted { #[pin] future: F, caller: Option<Caller> },
         // Refused at once (the refusal, until it is taken).
         Refused { response: Option<Response> },
         // A token being verified, then the inner service's answer: boxed, as
@@ -220,7 +225,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            AuthStateProj::Admitted { future } => future.poll(cx).map_ok(|r| r.map(Body::new)),
+            AuthStateProj::Admitted { future, caller } => future.poll(cx).map_ok(|r| {
+                let mut answer = r.map(Body::new);
+                if let Some(caller) = caller.take() {
+                    answer.extensions_mut().insert(caller);
+                }
+                answer
+            }),
             AuthStateProj::Refused { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("a refused request's future is polled once it is ready"))),
@@ -246,5 +257,49 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 "this route takes the verified caller but is not behind AuthLayer",
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{UserPool, VerifierConfig};
+    use axum::routing::get;
+    use axum::Router;
+    use testkit::keys::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_answer_carries_the_caller_verified_or_cached() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let pool = UserPool::in_region(REGION, POOL, [CLIENT])
+            .unwrap()
+            .with_jwks_url(&server.url())
+            .unwrap();
+        let config = VerifierConfig::builder().user_pool(pool).build().unwrap();
+        let verifier = Arc::new(Verifier::new(config).unwrap());
+        verifier.load_keys().await;
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route_layer(AuthLayer::new(verifier));
+        let token = test_key(0).sign(&good_claims());
+        // The first request verifies the token, the second is answered from the cache.
+        for _ in 0..2 {
+            let req = Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let answer = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(answer.status(), 200);
+            let Caller(who) = answer.extensions().get::<Caller>().unwrap();
+            assert_eq!(&*who.sub, SUB);
+        }
+        let refused = app.oneshot(Request::get("/").body(Body::empty()).unwrap());
+        assert!(refused
+            .await
+            .unwrap()
+            .extensions()
+            .get::<Caller>()
+            .is_none());
     }
 }
