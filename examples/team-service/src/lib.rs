@@ -4,9 +4,10 @@
 //! [`routes`] is the one place that says which paths exist and who may call
 //! each; the handlers live with their state ([`orders`]); [`app`] adds what
 //! every route shares: JSON 404/405, CORS for the configured origins, one log
-//! line per request.
+//! line per request. [`openapi`] describes the routes at `/openapi.json`.
 
 pub mod config;
+pub mod openapi;
 pub mod orders;
 
 use std::sync::Arc;
@@ -18,10 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cognito_verifier::{json_error, AuthLayer, Verifier};
+use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::ToSchema;
 
 use config::Settings;
+use openapi::ErrorBody;
 use orders::Orders;
 
 /// What every handler can reach.
@@ -47,6 +51,7 @@ pub fn routes(app: &AppState) -> Router<Arc<AppState>> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi::document))
         .route(
             "/api/orders",
             post(orders::place.layer(app.verified().machine_scope(&s.write_scope))),
@@ -95,15 +100,32 @@ fn cors(s: &Settings) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// The answer of `/health` and `/ready`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: String,
+}
+
 /// `GET /health`: the process serves (ALB2's health check).
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", tag = "meta",
+    responses((status = 200, description = "The process serves", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// `GET /ready`: 200 once the user pools' keys are in, 503 before.
+#[utoipa::path(get, path = "/ready", tag = "meta", responses(
+    (status = 200, description = "The signing keys are loaded", body = Health),
+    (status = 503, description = "Not yet (`not_ready`)", body = ErrorBody)))]
 async fn ready(axum::extract::State(app): axum::extract::State<Arc<AppState>>) -> Response {
     if app.verifier.keys_loaded() {
-        Json(serde_json::json!({"status": "ready"})).into_response()
+        Json(Health {
+            status: "ready".into(),
+        })
+        .into_response()
     } else {
         json_error(
             StatusCode::SERVICE_UNAVAILABLE,

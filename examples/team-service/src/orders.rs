@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cognito_verifier::{json_error, BodyRejection, Caller, Identity, JsonBody};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use crate::openapi::{BadBody, ErrorBody, Refused};
 use crate::AppState;
 
 /// An order body is small: a few names and numbers. Over WAF's 8 KB body
@@ -29,17 +31,19 @@ pub const MAX_ORDER_BODY: usize = 4096;
 const MAX_ITEM_CHARS: usize = 200;
 
 /// The body of `POST /api/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// What is ordered: 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub item: String,
     /// How many: 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: u32,
 }
 
 /// Where an order is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Placed, not shipped yet.
@@ -51,7 +55,7 @@ pub enum Status {
 }
 
 /// The body of `PATCH /api/orders/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// The new status.
@@ -59,7 +63,7 @@ pub struct StatusChange {
 }
 
 /// One order, as kept and as answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Order {
     /// The order's id (decimal digits).
     pub id: String,
@@ -124,6 +128,12 @@ impl Orders {
 
 /// `POST /api/orders`: places an order for the caller; 201 with its
 /// `Location`.
+#[utoipa::path(post, path = "/api/orders", tag = "orders",
+    security(("albSession" = []), ("bearer" = [])),
+    request_body = NewOrder,
+    responses((status = 201, description = "Placed", body = Order,
+            headers(("Location" = String, description = "The order's path"))),
+        Refused, BadBody))]
 pub async fn place(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -151,6 +161,12 @@ pub async fn place(
 
 /// `GET /api/orders/{id}`: one of the caller's orders (any order for the
 /// admin group).
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+    security(("albSession" = []), ("bearer" = [])),
+    params(("id" = u64, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = Order),
+        (status = 404, description = "No such order for this caller (`not_found`)", body = ErrorBody),
+        Refused))]
 pub async fn get(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -167,6 +183,13 @@ pub async fn get(
 
 /// `PATCH /api/orders/{id}`: changes any order's status (the route requires
 /// the admin group).
+#[utoipa::path(patch, path = "/api/orders/{id}", tag = "orders",
+    security(("albSession" = []), ("bearer" = [])),
+    params(("id" = u64, Path, description = "The order's id")),
+    request_body = StatusChange,
+    responses((status = 200, description = "The changed order", body = Order),
+        (status = 404, description = "No such order (`not_found`)", body = ErrorBody),
+        Refused, BadBody))]
 pub async fn set_status(
     State(app): State<Arc<AppState>>,
     id: Result<Path<u64>, PathRejection>,

@@ -34,7 +34,7 @@ fn service() -> Router {
 async fn call(req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
     let r = service().oneshot(req).await.unwrap();
     let (status, headers) = (r.status(), r.headers().clone());
-    let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+    let body = axum::body::to_bytes(r.into_body(), 65536).await.unwrap();
     let json = if body.is_empty() {
         serde_json::Value::Null
     } else {
@@ -100,4 +100,33 @@ async fn a_preflight_is_answered_for_an_allowed_origin_only() {
     );
     let (_, h, _) = call(preflight("https://evil.example")).await;
     assert!(!h.contains_key("access-control-allow-origin"), "{h:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_with_both_schemes_and_every_operation_is_routed() {
+    let (status, _, doc) = call(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["albSession"]["name"], "x-amzn-oidc-accesstoken");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 5, "{:?}", paths.keys());
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(path.replace("{id}", "1"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = call(req).await;
+            assert!(
+                !matches!(
+                    body["error"].as_str(),
+                    Some("not_found" | "method_not_allowed")
+                ),
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
 }
