@@ -9,6 +9,9 @@
 # bench.py: true with the log on). Every other key — Pingora's and ours —
 # is what production runs. PLANB_PROXY_BIN selects another build, e.g. the
 # shipped static one: target/x86_64-unknown-linux-musl/release/planb-proxy.
+# LISTEN_READ_BUFFER_BYTES and LISTEN_WRITE_BUFFER_BYTES, when set (a size, 0 or
+# null), replace the client connections' buffer keys, to compare the settings
+# of those two keys against what ships.
 set -euo pipefail
 : "${LISTEN_ADDR:?set by bench.py}" "${UPSTREAM_ADDR:?set by bench.py}" "${WORK_DIR:?set by bench.py}"
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +37,10 @@ subst '  admin_listen: .*' '  admin_listen: "127.0.0.1:0"'
 subst '  access_log: .*' "  access_log: ${ACCESS_LOG:-true}"
 subst '    ssm_parameter: .*' '    ssm_parameter: null'
 subst '    address: .*' "    address: \"$UPSTREAM_ADDR\""
+[[ -z ${LISTEN_READ_BUFFER_BYTES:-} ]] ||
+  subst '  listen_read_buffer_bytes: .*' "  listen_read_buffer_bytes: $LISTEN_READ_BUFFER_BYTES"
+[[ -z ${LISTEN_WRITE_BUFFER_BYTES:-} ]] ||
+  subst '  listen_write_buffer_bytes: .*' "  listen_write_buffer_bytes: $LISTEN_WRITE_BUFFER_BYTES"
 diff -u "$src" "$conf" >&2 || true
 export RUST_LOG=${RUST_LOG:-info} LOG_FORMAT=${LOG_FORMAT:-json}
 exec "$bin" -c "$conf"

@@ -519,8 +519,9 @@ proxy:
         assert_eq!(c.proxy.downstream.keepalive, Duration::from_secs(75));
         assert!(text.contains("\n  downstream_keepalive_secs: 75\n"));
         assert_eq!(c.proxy.downstream.max_requests, 1000);
-        // Client connections read without Pingora's 64 KiB buffer; writes keep theirs.
-        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::default().read(0));
+        // Client connections read without Pingora's 64 KiB buffer and write
+        // through a 16 KiB one, so a response of up to ~16 KiB is one send.
+        assert_eq!(c.proxy.listen_buffers, L4BufferSettings::new(0, 16384));
         // A reload's old process waits for ALB1's kept connections (ALB1's idle
         // timeout is 60 s, ours 75 s): the grace period outlasts both, and the
         // unit's stop timeout outlasts the grace period and the runtimes' stop.
