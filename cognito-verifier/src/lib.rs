@@ -76,6 +76,12 @@
 //! `missing_field`, `invalid_field`, `unsupported_media_type`,
 //! `body_too_large`), never a 500.
 //!
+//! # OpenAPI
+//!
+//! With the `openapi` feature, [`openapi`] has what a service's utoipa
+//! document shares: the two security schemes, the error body, and the
+//! refusals of the verifier and of [`JsonBody`] as reusable responses.
+//!
 //! # Several user pools
 //!
 //! Add each with [`VerifierConfigBuilder::user_pool`]: a token is verified
@@ -118,6 +124,8 @@ mod kept_keys;
 mod key_fetch;
 mod layer;
 mod metrics;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod penalty;
 mod rejection;
 mod verifier;

@@ -9,26 +9,11 @@
 use axum::response::{IntoResponse, Response};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use std::sync::OnceLock;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
+
+pub use cognito_verifier::openapi::{ErrorBody, SecuritySchemes, ALB_SESSION, BEARER};
 
 use super::{handlers, logout, notes, page};
-
-/// The name of the security scheme of ALB1's sign-in: the user's access token
-/// in `x-amzn-oidc-accesstoken`, with ALB's signed `x-amzn-oidc-data`.
-pub const ALB_SESSION: &str = "albSession";
-/// The name of the bearer token scheme (a machine's client-credentials token).
-pub const BEARER: &str = "bearer";
-
-/// Every refusal's body: a stable code and a sentence.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: refusals are written by `cognito_verifier::json_error`
-pub struct ErrorBody {
-    /// A stable, machine-readable code, e.g. `token_expired` or `missing_group`.
-    error: String,
-    /// A human-readable sentence; never contains anything the client sent.
-    message: String,
-}
 
 /// The answer of `/health` and `/ready`.
 #[derive(ToSchema)]
@@ -94,40 +79,10 @@ pub struct Admin {
         notes::put,
         notes::delete,
     ),
-    components(schemas(ErrorBody, Status, Me, Admin)),
+    components(schemas(Status, Me, Admin)),
     modifiers(&SecuritySchemes),
 )]
 pub struct ApiDoc;
-
-/// Adds the two ways a caller proves who it is.
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            ALB_SESSION,
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "x-amzn-oidc-accesstoken",
-                "Set by ALB1 after a Cognito sign-in, with x-amzn-oidc-data (ALB's signed \
-                 claims) and x-amzn-oidc-identity; never sent by a client itself.",
-            ))),
-        );
-        components.add_security_scheme(
-            BEARER,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "A Cognito access token; behind ALB1 only a machine's \
-                         (client credentials) is accepted this way.",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// `GET /openapi.json`: the document, rendered once.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
