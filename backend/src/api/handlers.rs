@@ -9,7 +9,8 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 
 use super::app::App;
 use super::error::ApiError;
-use super::openapi::{Admin, ErrorBody, Me, Status};
+use super::schemas::{Admin, Me, Status};
+use cognito_verifier::openapi::ErrorBody;
 use cognito_verifier::Caller;
 
 /// A 200 with a JSON `body`. Built directly rather than from a

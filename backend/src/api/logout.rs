@@ -57,7 +57,7 @@ fn percent_encode(s: &str) -> String {
 /// `GET /logout`.
 #[utoipa::path(get, path = "/logout", tag = "session",
     responses((status = 302, description = "To Cognito's sign-out, with ALB's session cookies expired"),
-        (status = 404, description = "Sign-out is not configured (`logout_not_configured`)", body = super::openapi::ErrorBody)))]
+        (status = 404, description = "Sign-out is not configured (`logout_not_configured`)", body = cognito_verifier::openapi::ErrorBody)))]
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let logout = app.logout.as_ref().ok_or(ApiError::LogoutNotConfigured)?;
     let location = format!(

@@ -16,6 +16,7 @@ pub mod notes;
 pub mod openapi;
 pub mod page;
 pub mod requests;
+pub mod schemas;
 
 use std::sync::Arc;
 

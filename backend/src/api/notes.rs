@@ -16,11 +16,11 @@ use hyper::StatusCode;
 
 use super::app::App;
 use super::error::ApiError;
-use super::openapi::ErrorBody;
 use crate::notes::store::Note;
 use crate::notes::validate::{self, NoteInput};
 use crate::notes::NotesError;
 use crate::notes::Page;
+use cognito_verifier::openapi::ErrorBody;
 use cognito_verifier::{Caller, JsonBody};
 
 /// The scope a machine caller needs to read notes, as infra's resource server
