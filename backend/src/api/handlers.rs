@@ -10,7 +10,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use super::app::App;
 use super::error::ApiError;
 use super::schemas::{Admin, Me, Status};
-use cognito_verifier::openapi::ErrorBody;
+use cognito_verifier::openapi::{ErrorBody, Refused};
 use cognito_verifier::Caller;
 
 /// A 200 with a JSON `body`. Built directly rather than from a
@@ -71,9 +71,7 @@ pub async fn me(Caller(who): Caller) -> Response {
 #[utoipa::path(get, path = "/api/profile", tag = "identity",
     security(("albSession" = []), ("bearer" = [])),
     responses((status = 200, description = "The verified caller", body = Me),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "The token lacks the route's scope (`missing_scope`)", body = ErrorBody)))]
+        Refused))]
 pub async fn profile(caller: Caller) -> Response {
     me(caller).await
 }
@@ -82,9 +80,7 @@ pub async fn profile(caller: Caller) -> Response {
 #[utoipa::path(get, path = "/api/admin", tag = "identity",
     security(("albSession" = []), ("bearer" = [])),
     responses((status = 200, description = "The caller is an admin", body = Admin),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "The caller is not in the admin group (`missing_group`)", body = ErrorBody)))]
+        Refused))]
 pub async fn admin(Caller(who): Caller) -> Response {
     json(serde_json::json!({"sub": &*who.sub, "admin": true}).to_string())
 }

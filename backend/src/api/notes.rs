@@ -20,7 +20,7 @@ use crate::notes::store::Note;
 use crate::notes::validate::{self, NoteInput};
 use crate::notes::NotesError;
 use crate::notes::Page;
-use cognito_verifier::openapi::ErrorBody;
+use cognito_verifier::openapi::{ErrorBody, Refused};
 use cognito_verifier::{Caller, JsonBody};
 
 /// The scope a machine caller needs to read notes, as infra's resource server
@@ -38,9 +38,7 @@ pub const WRITE_SCOPE: &str = "planb-api/write";
     ),
     responses((status = 200, description = "One page of the caller's notes", body = Page),
         (status = 400, description = "A bad limit or cursor", body = ErrorBody),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        Refused,
         (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<App>>,
@@ -59,9 +57,7 @@ pub async fn list(
     responses((status = 200, description = "The note", body = Note,
             headers(("ETag" = String, description = "The note's version, quoted"))),
         (status = 400, description = "A bad id", body = ErrorBody),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        Refused,
         (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn get(
     State(app): State<Arc<App>>,
@@ -86,9 +82,7 @@ pub async fn get(
         (status = 413, description = "The text is over 4096 bytes (`too_large`) or the body over 25 KiB (`body_too_large`)", body = ErrorBody),
         (status = 415, description = "Not sent as application/json (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "No `text`, or not a string, or another member (`missing_field`, `invalid_field`)", body = ErrorBody),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        Refused,
         (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn put(
     State(app): State<Arc<App>>,
@@ -117,9 +111,7 @@ pub async fn put(
     responses((status = 204, description = "Deleted"),
         (status = 400, description = "A bad id or If-Match", body = ErrorBody),
         (status = 412, description = "If-Match did not match", body = ErrorBody),
-        (status = 401, description = "No token, or one that does not verify", body = ErrorBody),
-        (status = 503, description = "The signing keys could not be fetched for now", body = ErrorBody),
-        (status = 403, description = "A machine without the route's scope (`missing_scope`)", body = ErrorBody),
+        Refused,
         (status = 404, description = "Notes are not configured here (`not_configured`)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<App>>,
