@@ -58,19 +58,19 @@ impl RequestCount {
 /// (the caller from the verifier's [`Caller`] on the answer, a refusal's code
 /// from the [`ErrorCode`] `json_error` marks it with).
 pub async fn count(State(count): State<Arc<RequestCount>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     // Only what the line needs, and only when it is on: the request itself moves on.
     let access = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| {
         (
+            Instant::now(),
             req.method().clone(),
             trace_root(req.headers()).map(String::from),
         )
     });
     let answer = next.run(req).await;
     count.record(route, answer.status());
-    if let Some((method, trace_id)) = access {
+    if let Some((started, method, trace_id)) = access {
         let who = answer.extensions().get::<Caller>().map(|Caller(who)| who);
         let refusal = answer
             .extensions()
