@@ -263,7 +263,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{UserPool, VerifierConfig};
+    use crate::verifier::test_verifier;
     use axum::routing::get;
     use axum::Router;
     use testkit::keys::*;
@@ -272,13 +272,7 @@ mod tests {
     #[tokio::test]
     async fn the_answer_carries_the_caller_verified_or_cached() {
         let server = KeyServer::jwks(&[test_key(0)]).await;
-        let pool = UserPool::in_region(REGION, POOL, [CLIENT])
-            .unwrap()
-            .with_jwks_url(&server.url())
-            .unwrap();
-        let config = VerifierConfig::builder().user_pool(pool).build().unwrap();
-        let verifier = Arc::new(Verifier::new(config).unwrap());
-        verifier.load_keys().await;
+        let verifier = test_verifier(&server).await;
         let app = Router::new()
             .route("/", get(|| async { "ok" }))
             .route_layer(AuthLayer::new(verifier));

@@ -100,6 +100,15 @@
 //! once an hour old. A fetch that failed for now (5xx, timeout, connection)
 //! answers 503 and is retried at the normal rate.
 //!
+//! # The access line
+//!
+//! [`access_log`], layered on the router, writes one log event per request
+//! (target `access`): the method, the route pattern, the status, the
+//! duration, the trace id ALB started, the verified caller's `sub`, kind,
+//! client id and username, or the refusal's code; never a token, a cookie
+//! or a body. [`AccessLine`] writes the same line from a service's own
+//! middleware.
+//!
 //! # Metrics
 //!
 //! [`Verifier::with_registry`] registers the counters listed in [`METRICS`]
@@ -108,6 +117,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 mod alb;
 mod alb_keys;
 mod body;
@@ -130,6 +140,7 @@ mod penalty;
 mod rejection;
 mod verifier;
 
+pub use access::{access_log, AccessLine, UNMATCHED_ROUTE};
 pub use body::{BodyRejection, JsonBody, BODY_TIMEOUT, DEFAULT_BODY_LIMIT};
 pub use config::{AlbConfig, ConfigError, UserPool, VerifierConfig, VerifierConfigBuilder};
 pub use identity::{CallerKind, Identity};

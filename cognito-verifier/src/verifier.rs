@@ -286,6 +286,20 @@ impl Verifier {
     }
 }
 
+/// A verifier of the test pool (`testkit::keys`), its keys loaded from `server`.
+#[cfg(test)]
+pub(crate) async fn test_verifier(server: &testkit::keys::KeyServer) -> Arc<Verifier> {
+    use testkit::keys::{CLIENT, POOL, REGION};
+    let pool = crate::config::UserPool::in_region(REGION, POOL, [CLIENT])
+        .unwrap()
+        .with_jwks_url(&server.url())
+        .unwrap();
+    let config = VerifierConfig::builder().user_pool(pool).build().unwrap();
+    let verifier = Arc::new(Verifier::new(config).unwrap());
+    verifier.load_keys().await;
+    verifier
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,9 +23,10 @@ def up(run, **settings):
     """Starts a stack in `run` (state and logs), with `settings` for scripts/stack.sh (such as
     ALB1_SESSION_TIMEOUT); returns stack.json plus `env` and `run`."""
     env = {k: v for k, v in os.environ.items() if k not in ("ALB_ARN", "ALB_PUBLIC_KEY_URL", "ALB1_SESSION_TIMEOUT")}
+    env["LOG_FORMAT"] = "text"
     env.update({k: str(v) for k, v in settings.items()})
     env.update({"PLANB_RUN": str(run), "PLANB_PROFILE": os.environ.get("PLANB_PROFILE", "debug"),
-                "LOG_FORMAT": "text", **{p: str(free_port()) for p in PORTS}})
+                **{p: str(free_port()) for p in PORTS}})
     started = subprocess.run(["bash", STACK, "up"], env=env, capture_output=True, text=True)
     if started.returncode != 0:
         down({"env": env})

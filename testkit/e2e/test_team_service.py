@@ -8,6 +8,7 @@ with and without the route's scope, the admin group's route, and cross-origin
 calls with their preflights from an allowed origin and from another one. And the
 service's OpenAPI document checked against the service by schemathesis.
 """
+import json
 import os
 import subprocess
 
@@ -25,7 +26,7 @@ OTHER = "http://evil.example"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     info = standin_stack.up(tmp_path_factory.mktemp("team"), BACKEND="team-service",
-                            CORS_ALLOWED_ORIGINS=ALLOWED)
+                            CORS_ALLOWED_ORIGINS=ALLOWED, LOG_FORMAT="json")
     try:
         yield info
     finally:
@@ -73,6 +74,33 @@ def test_alice_places_an_order_and_reads_it_bob_cannot(stack, alice, bob):
     assert_error(bob.get(orders(stack, f"/{order['id']}"), timeout=10), 404, "not_found")
     assert_error(alice.get(orders(stack, "/999999"), timeout=10), 404, "not_found")
     assert_error(alice.get(orders(stack, "/not-a-number"), timeout=10), 404, "not_found")
+
+
+def access_lines(stack):
+    """The service's access lines so far, as the JSON objects it wrote."""
+    with open(os.path.join(stack["run"], "backend.log")) as f:
+        lines = [json.loads(line) for line in f if line.startswith("{")]
+    return [line for line in lines if line.get("target") == "access"]
+
+
+def test_the_access_line_says_who_placed_an_order_and_who_was_refused(stack, alice):
+    placed, refused = "1-67891233-0123456789abcdef01234567", "1-67891233-76543210fedcba9876543210"
+    place(alice, stack, **{"X-Amzn-Trace-Id": f"Root={placed}"})
+    m = stack["machine"]
+    token = machine_token(stack["cognito"], m["client_id"], m["client_secret"], "planb/read")
+    r = requests.post(orders(stack), json={"item": "tea", "quantity": 1}, timeout=10,
+                      headers={"Authorization": f"Bearer {token}", "X-Amzn-Trace-Id": f"Root={refused}"})
+    assert_error(r, 403, "missing_scope")
+    by_trace = {line.get("trace_id"): line for line in access_lines(stack)}
+    line = by_trace[placed]
+    assert (line["method"], line["route"], line["status"], line["sub"], line["kind"]) == \
+        ("POST", "/api/orders", 201, stack["alice"]["sub"], "user"), line
+    assert line["username"] == "alice" and line["client_id"] and "refusal" not in line, line
+    line = by_trace[refused]
+    assert (line["route"], line["status"], line["refusal"]) == ("/api/orders", 403, "missing_scope"), line
+    # Only what the verifier established: no token, cookie or body.
+    logged = json.dumps(access_lines(stack))
+    assert not any(secret in logged for secret in (token[:40], "Bearer", "AWSELB", "tea")), logged
 
 
 def test_the_admin_group_changes_an_order_others_get_403(stack, alice, bob):

@@ -23,7 +23,8 @@ Environment:
   CORS_ALLOWED_ORIGINS   comma-separated origins a browser may call from, e.g.
                          https://app.example.com (unset: same origin only)
   CORS_ALLOWED_METHODS   methods those origins may use                 [GET,POST,PUT,PATCH,DELETE]
-  RUST_LOG               log filter                                    [info]
+  RUST_LOG               log filter (`info,access=off`: no access line) [info]
+  LOG_FORMAT             json (one JSON object a line) or text         [json]
 
 Routes: GET /health, GET /ready, POST /api/orders, GET /api/orders/{id},
         PATCH /api/orders/{id} (ADMIN_GROUP)
@@ -46,6 +47,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `CORS_ALLOWED_METHODS`.
     pub cors_methods: Vec<Method>,
+    /// `LOG_FORMAT`: JSON lines (what CloudWatch Logs Insights reads field by field) or text.
+    pub log_json: bool,
 }
 
 impl Settings {
@@ -85,6 +88,16 @@ impl Settings {
                 .split(',')
                 .map(method)
                 .collect::<Result<_, _>>()?,
+            log_json: match or("LOG_FORMAT", "json").as_str() {
+                "json" => true,
+                "text" => false,
+                other => {
+                    return Err(ConfigError::new(
+                        "LOG_FORMAT",
+                        format!("must be json or text, got {other:?}"),
+                    ))
+                }
+            },
         })
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! [`routes`] is the one place that says which paths exist and who may call
 //! each; the handlers live with their state ([`orders`]); [`app`] adds what
-//! every route shares: JSON 404/405, CORS for the configured origins, one log
+//! every route shares: JSON 404/405, CORS for the configured origins, one access
 //! line per request. [`openapi`] describes the routes at `/openapi.json`.
 
 pub mod config;
@@ -18,10 +18,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cognito_verifier::{json_error, AuthLayer, Verifier};
+use cognito_verifier::{access_log, json_error, AuthLayer, Verifier};
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::ToSchema;
 
 use config::Settings;
@@ -63,7 +62,8 @@ pub fn routes(app: &AppState) -> Router<Arc<AppState>> {
         )
 }
 
-/// The service: [`routes`] with JSON 404/405, CORS and the request log.
+/// The service: [`routes`] with JSON 404/405, CORS and the access line
+/// (who called which route with what result, one log event a request).
 pub fn app(state: Arc<AppState>) -> Router {
     let cors = cors(&state.settings);
     routes(&state)
@@ -76,13 +76,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             )
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn(access_log))
         // Outside the routes' verifiers: a preflight carries no credentials
         // and is answered here.
         .layer(cors)
-        .layer(
-            TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
 }
 
 /// Cross-origin calls from the configured origins only, with the caller's

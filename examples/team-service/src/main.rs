@@ -23,11 +23,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     match serve().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -39,6 +34,7 @@ async fn main() -> ExitCode {
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
+    init_logging(&settings)?;
     let verifier = Arc::new(Verifier::new(VerifierConfig::from_env()?)?);
     tokio::spawn({
         let verifier = verifier.clone();
@@ -57,6 +53,21 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())
+}
+
+/// Log lines to stdout, filtered by `RUST_LOG`, as JSON or text.
+fn init_logging(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) => EnvFilter::try_new(&f).map_err(|e| format!("RUST_LOG: invalid filter: {e}"))?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if settings.log_json {
+        logs.json().flatten_event(true).try_init()
+    } else {
+        logs.try_init()
+    }
+    .map_err(|e| format!("logging: {e}").into())
 }
 
 /// SIGTERM (ECS stopping the task) or Ctrl-C.
