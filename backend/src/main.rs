@@ -34,7 +34,8 @@ fn main() -> ExitCode {
 /// Everything that can fail at start-up returns one line that names its cause.
 fn start() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| format!("planb-backend: {e}"))?;
-    logging::init(&config)?;
+    // Dropped when `start` returns, after the drain: the last lines are written.
+    let _logs = logging::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
