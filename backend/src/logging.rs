@@ -1,13 +1,21 @@
 //! Logs through tracing: JSON lines by default, text with `LOG_FORMAT=text`,
 //! to stdout in batches ([`batch`]): a line is out within 100 ms, and the
-//! request threads make no system call for their access lines.
+//! request threads make no system call for their access lines. In JSON, the
+//! access line has a formatter of its own ([`access_json`]): the same
+//! object, at a fraction of the cost.
 //!
 //! No code path logs a token or a header value: rejections are logged by
 //! reason code only, and JWKS events by URL (ours, from the configuration).
 
+mod access_json;
 mod batch;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use access_json::AccessJson;
 
 pub use batch::Flusher;
 
@@ -21,12 +29,26 @@ pub fn init(config: &Config) -> Result<Flusher, String> {
         .map_err(|e| format!("planb-backend: RUST_LOG: invalid filter: {e}"))?;
     let (writer, flusher) = batch::batched(std::io::stdout())
         .map_err(|e| format!("planb-backend: logging: cannot start its thread: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
     let result = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => {
+            let access = filter_fn(|m| m.target() == access_json::TARGET);
+            let others = filter_fn(|m| m.target() != access_json::TARGET);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(AccessJson::new(writer.clone()).with_filter(access))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_writer(writer)
+                        .with_filter(others),
+                )
+                .try_init()
+        }
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .try_init(),
     };
     result
         .map(|()| flusher)
