@@ -47,9 +47,12 @@ for spec in "$@"; do
   for _ in $(seq 1200); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.25; done
   curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "$name did not answer; see $dir/out.log" >&2; exit 1; }
   oha --no-tui -n 3000 -c "$c" "http://127.0.0.1:$port/" >/dev/null
-  callgrind_control -z >/dev/null 2>&1
+  # By pid (the command execs into the server, which keeps it): without one,
+  # callgrind_control zeroes and dumps every callgrind process on the machine,
+  # and waits forever on one that exits meanwhile.
+  callgrind_control -z "$pid" >/dev/null 2>&1
   oha --no-tui -n "$n" -c "$c" "http://127.0.0.1:$port/" >"$dir/oha.txt"
-  callgrind_control -d >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
   grep -q "\[200\] $n responses" "$dir/oha.txt" || { echo "$name: not all $n answered 200 (see $dir/oha.txt)" >&2; exit 1; }
   # The count is dumped: no graceful shutdown to wait for.
   kill -KILL -- -"$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
