@@ -56,7 +56,7 @@ def main():
             sys.exit(f"verify-instructions-per-request: {t}: expected NAME=BINARY with an executable BINARY")
         script = os.path.join(work, f"{name}.sh")
         with open(script, "w") as f:
-            f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={work}/{name}.%p.out "
+            f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --vgdb=no --callgrind-out-file={work}/{name}.%p.out "
                     f"{os.path.abspath(path)}\n")
         os.chmod(script, 0o755)
         wrapped.append(f"{name}={script}")
