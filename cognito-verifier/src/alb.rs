@@ -140,7 +140,7 @@ impl AlbVerifier {
             return Err(Rejection::AlbSigner);
         }
         let key = self.keys.key(kid, Some(caller)).await?;
-        key.verify(parsed.signing_input, parsed.signature)?;
+        key.verify(parsed.signing_input, &parsed.signature)?;
         check_claims(header, &parsed.payload, pool, now)?;
         let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
         Ok(AlbVerified {
@@ -183,7 +183,7 @@ fn check_claims(
 /// A data token that passed the shape and type checks.
 struct AlbParts<'a> {
     signing_input: &'a str,
-    signature: &'a str,
+    signature: Vec<u8>,
     header: AlbHeader,
     payload: AlbPayload,
 }
@@ -199,10 +199,10 @@ fn parse(data: &str) -> Result<AlbParts<'_>, Rejection> {
         json_object(&decode(parts.header)?).ok_or(Rejection::AlbDataMalformed)?;
     let payload: AlbPayload =
         json_object(&decode(parts.payload)?).ok_or(Rejection::AlbDataMalformed)?;
-    decode(parts.signature)?;
+    let signature = decode(parts.signature)?;
     Ok(AlbParts {
         signing_input: parts.signing_input,
-        signature: parts.signature,
+        signature,
         header,
         payload,
     })
