@@ -7,7 +7,7 @@ Runs each BINARY under `valgrind --tool=callgrind` behind verify-cpu-per-request
 (moto's server as Cognito, a real token, one round of S seconds over C connections, a
 warm-up first), then counts from each profile the user-space instructions per request:
 requests are the calls to hyper's response encoder, and start-up (`main`) is left out.
-Printed twice: with the token's SHA-256 (the cache key, one digest per request) and
+Printed twice: with the SHA-256 of the token (the cache key of builds before 2026-12-07) and
 without it, since valgrind runs aws-lc's AVX code for it where the CPU runs its SHA
 extensions at a fraction of the cost. Deterministic to about 0.5% where CPU time on a
 shared 2-vCPU VM moves 10-20%: how a change of the request path is judged first.
@@ -56,7 +56,7 @@ def main():
             sys.exit(f"verify-instructions-per-request: {t}: expected NAME=BINARY with an executable BINARY")
         script = os.path.join(work, f"{name}.sh")
         with open(script, "w") as f:
-            f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={work}/{name}.%p.out "
+            f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --vgdb=no --callgrind-out-file={work}/{name}.%p.out "
                     f"{os.path.abspath(path)}\n")
         os.chmod(script, 0o755)
         wrapped.append(f"{name}={script}")

@@ -7,17 +7,19 @@
 //! route's verifier.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use cognito_verifier::{json_error, ConfigError};
+use futures_util::future::{BoxFuture, Either};
 use hyper::header::{
     HeaderName, HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ETAG,
     IF_MATCH, ORIGIN,
 };
 use hyper::{Method, StatusCode};
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The methods a cross-origin script may use: every method a route may take.
@@ -66,7 +68,7 @@ impl CorsSettings {
     /// The layer that answers allowed preflights and marks the answers to
     /// allowed origins (origin echoed, credentials allowed, `ETag` readable);
     /// `None` when no origin is allowed, as a same-origin API needs no CORS
-    /// headers and [`refuse_other_origins`] refuses every preflight. Every
+    /// headers and [`RefuseOtherOrigins`] refuses every preflight. Every
     /// request clones the layer's settings, so it is left out when unused.
     pub fn layer(&self) -> Option<CorsLayer> {
         if self.origins.is_empty() {
@@ -87,28 +89,79 @@ impl CorsSettings {
 /// allowed gets a JSON 403 naming the setting (tower-http would answer it
 /// 200 without CORS headers, which a person reading the network tab cannot
 /// tell from success); an allowed one gets its answer as a 204, having no body.
-pub async fn refuse_other_origins(
-    State(cors): State<Arc<CorsSettings>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let preflight = req.method() == Method::OPTIONS
-        && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
-    if !preflight {
-        return next.run(req).await;
+/// A tower layer rather than `from_fn`: every other request goes straight to
+/// the inner service's own future, with no box and no clone of the route.
+#[derive(Clone)]
+pub struct RefuseOtherOrigins {
+    cors: Arc<CorsSettings>,
+}
+
+impl RefuseOtherOrigins {
+    /// The layer for the origins `cors` allows.
+    pub fn new(cors: Arc<CorsSettings>) -> RefuseOtherOrigins {
+        RefuseOtherOrigins { cors }
     }
-    if !req.headers().get(ORIGIN).is_some_and(|o| cors.allows(o)) {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this origin is not in CORS_ALLOWED_ORIGINS",
-        );
+}
+
+impl<S> Layer<S> for RefuseOtherOrigins {
+    type Service = PreflightGuard<S>;
+
+    fn layer(&self, inner: S) -> PreflightGuard<S> {
+        PreflightGuard {
+            inner,
+            cors: self.cors.clone(),
+        }
     }
-    let mut answer = next.run(req).await;
-    if answer.status() == StatusCode::OK {
-        *answer.status_mut() = StatusCode::NO_CONTENT;
+}
+
+/// The service [`RefuseOtherOrigins`] wraps around `S`.
+#[derive(Clone)]
+pub struct PreflightGuard<S> {
+    inner: S,
+    cors: Arc<CorsSettings>,
+}
+
+impl<S> Service<Request> for PreflightGuard<S>
+where
+    S: Service<Request, Response = Response>,
+    S::Error: Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    answer
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let preflight = req.method() == Method::OPTIONS
+            && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        if !preflight {
+            return Either::Left(self.inner.call(req));
+        }
+        if !req
+            .headers()
+            .get(ORIGIN)
+            .is_some_and(|o| self.cors.allows(o))
+        {
+            let refusal = json_error(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin is not in CORS_ALLOWED_ORIGINS",
+            );
+            return Either::Right(Box::pin(std::future::ready(Ok(refusal))));
+        }
+        let answer = self.inner.call(req);
+        Either::Right(Box::pin(async move {
+            let mut answer = answer.await?;
+            if answer.status() == StatusCode::OK {
+                *answer.status_mut() = StatusCode::NO_CONTENT;
+            }
+            Ok(answer)
+        }))
+    }
 }
 
 /// `scheme://host[:port]` origins, comma separated, exactly as a browser sends `Origin`.

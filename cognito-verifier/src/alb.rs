@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::alb_keys::AlbKeys;
-use crate::cache::{key_of, CacheEntry, CacheLimits, TokenCache};
+use crate::cache::{CacheEntry, CacheLimits, TokenCache};
 use crate::config::AlbConfig;
 use crate::jose::{decode_padded, json_object, non_null, split};
 use crate::jwt::{Expected, MAX_TOKEN_LEN};
@@ -89,7 +89,7 @@ impl AlbVerifier {
     /// Rule 8, for a request whose access token has already verified against
     /// `pool` (the data token must name the same pool and an allowed client).
     /// A data token verified before is answered from the cache (keyed by its
-    /// SHA-256, never past its earliest `exp`); the identities are tied on
+    /// exact text, never past its earliest `exp`); the identities are tied on
     /// every request.
     pub async fn verify(
         &self,
@@ -98,8 +98,7 @@ impl AlbVerifier {
         pool: &Expected,
         now: f64,
     ) -> Result<(), Rejection> {
-        let key = self.cache.enabled().then(|| key_of(data));
-        let cached = key.as_ref().and_then(|k| self.cache.get(k, now));
+        let cached = self.cache.get(data, now);
         let verified = match cached.filter(|hit| *hit.issuer == *pool.issuer) {
             Some(hit) => hit,
             None => {
@@ -107,9 +106,7 @@ impl AlbVerifier {
                     self.verify_uncached(data, who.access_sub, pool, now)
                         .await?,
                 );
-                if let Some(k) = key {
-                    self.cache.insert(k, fresh.clone());
-                }
+                self.cache.insert(data, fresh.clone());
                 fresh
             }
         };
@@ -143,7 +140,7 @@ impl AlbVerifier {
             return Err(Rejection::AlbSigner);
         }
         let key = self.keys.key(kid, Some(caller)).await?;
-        key.verify(parsed.signing_input, parsed.signature)?;
+        key.verify(parsed.signing_input, &parsed.signature)?;
         check_claims(header, &parsed.payload, pool, now)?;
         let sub = parsed.payload.sub.ok_or(Rejection::IdentityMismatch)?;
         Ok(AlbVerified {
@@ -186,7 +183,7 @@ fn check_claims(
 /// A data token that passed the shape and type checks.
 struct AlbParts<'a> {
     signing_input: &'a str,
-    signature: &'a str,
+    signature: Vec<u8>,
     header: AlbHeader,
     payload: AlbPayload,
 }
@@ -202,10 +199,10 @@ fn parse(data: &str) -> Result<AlbParts<'_>, Rejection> {
         json_object(&decode(parts.header)?).ok_or(Rejection::AlbDataMalformed)?;
     let payload: AlbPayload =
         json_object(&decode(parts.payload)?).ok_or(Rejection::AlbDataMalformed)?;
-    decode(parts.signature)?;
+    let signature = decode(parts.signature)?;
     Ok(AlbParts {
         signing_input: parts.signing_input,
-        signature: parts.signature,
+        signature,
         header,
         payload,
     })

@@ -8,7 +8,6 @@ use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use base64::alphabet::STANDARD;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use std::sync::Arc;
 
 use crate::fetch::Fetcher;
@@ -21,29 +20,26 @@ use crate::rejection::Rejection;
 /// Largest key document accepted (a P-256 PEM is about 180 bytes).
 const MAX_KEY_BYTES: usize = 4 * 1024;
 
+/// An estimate of what aws-lc holds for a parsed P-256 key beside its DER:
+/// the point's coordinates, and the key and EVP structures around them.
+const PARSED_EC_KEY_BYTES: usize = 512;
+
 /// The PEM body's standard base64.
 const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(&STANDARD, GeneralPurposeConfig::new());
 
-/// An ALB public key, built once per fetched PEM.
+/// An ALB public key, parsed once per fetched PEM (aws-lc's parsed key, as
+/// for the pool's keys: see [`crate::jwks::Jwk`]).
 pub struct AlbKey {
-    key: DecodingKey,
+    key: ParsedPublicKey,
 }
 
 impl AlbKey {
-    /// Verifies the ES256 signature (its base64url part, padded or not) over
-    /// the raw signing input, through `jsonwebtoken`.
-    pub(crate) fn verify(&self, signing_input: &str, signature: &str) -> Result<(), Rejection> {
-        // The signed text keeps its padding; the signature's padding is only encoding.
-        let unpadded = signature.trim_end_matches('=');
-        match jsonwebtoken::crypto::verify(
-            unpadded,
-            signing_input.as_bytes(),
-            &self.key,
-            Algorithm::ES256,
-        ) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(Rejection::AlbSignature),
-        }
+    /// Verifies the ES256 `signature` (decoded from its base64url part, padded
+    /// or not) over the raw signing input: the signed text keeps its padding.
+    pub(crate) fn verify(&self, signing_input: &str, signature: &[u8]) -> Result<(), Rejection> {
+        self.key
+            .verify_sig(signing_input.as_bytes(), signature)
+            .map_err(|_| Rejection::AlbSignature)
     }
 }
 
@@ -87,7 +83,7 @@ impl KeySource for AlbKeySource {
             Ok(pem) => match parse_pem_key(&pem) {
                 Some(key) => {
                     let key = Some(Arc::new(key));
-                    let (kid, bytes) = (kid.to_string(), pem.len());
+                    let (kid, bytes) = (kid.to_string(), pem.len() + PARSED_EC_KEY_BYTES);
                     return Ok(vec![KeyEntry { kid, key, bytes }]);
                 }
                 None => (Failure::Refused, "not a P-256 public key PEM".to_string()),
@@ -115,8 +111,6 @@ pub(crate) fn parse_pem_key(pem: &[u8]) -> Option<AlbKey> {
         .strip_suffix("-----END PUBLIC KEY-----")?;
     let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let der = PEM_BASE64.decode(b64).ok()?;
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der).ok()?;
-    Some(AlbKey {
-        key: DecodingKey::from_ec_der(&der),
-    })
+    let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der).ok()?;
+    Some(AlbKey { key })
 }

@@ -25,8 +25,8 @@ pub struct Parsed<'t> {
     pub kid: String,
     /// The bytes the signature covers: `header.payload` as received.
     pub signing_input: &'t [u8],
-    /// The signature part, base64url (checked to decode).
-    pub signature: &'t str,
+    /// The signature, decoded from its base64url part.
+    pub signature: Vec<u8>,
     /// The payload's claims, type-checked but not yet trusted.
     pub claims: Claims,
 }
@@ -116,11 +116,11 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
         return Err(Rejection::KidTooLong);
     }
     let claims: Claims = json_object(&decode(parts.payload)?).ok_or(Rejection::InvalidClaims)?;
-    decode(parts.signature)?;
+    let signature = decode(parts.signature)?;
     Ok(Parsed {
         kid,
         signing_input: parts.signing_input.as_bytes(),
-        signature: parts.signature,
+        signature,
         claims,
     })
 }
@@ -203,7 +203,7 @@ mod tests {
         let tok = raw_token(&header(), &claims_for("client1", NOW + 1.0), b"sig");
         let p = parse(&tok).unwrap();
         assert_eq!(p.kid, "k1");
-        assert_eq!(p.signature, b64(b"sig"));
+        assert_eq!(p.signature, b"sig");
         assert_eq!(p.signing_input, tok.rsplit_once('.').unwrap().0.as_bytes());
         assert_eq!(
             p.claims.scopes().collect::<Vec<_>>(),

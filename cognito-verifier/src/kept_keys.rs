@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The most memory one source's kept keys take, each weighed as its `kid`,
-/// [`KeyEntry::bytes`] and [`KEPT_ENTRY_OVERHEAD`]: about 150 RSA-2048 keys
-/// or 190 ALB keys. Past it the oldest target goes; a set larger on its own is cut.
+/// [`KeyEntry::bytes`] and [`KEPT_ENTRY_OVERHEAD`]: about 45 parsed RSA-2048
+/// keys or 75 ALB keys. Past it the oldest target goes; a set larger on its own is cut.
 pub const MAX_KEPT_BYTES: usize = 64 * 1024;
 /// The maps' own bookkeeping per entry, counted on top of the `kid` and key.
 const KEPT_ENTRY_OVERHEAD: usize = 128;

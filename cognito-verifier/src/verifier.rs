@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::alb::{AlbVerifier, Identities};
 use crate::alb_keys::AlbKeys;
-use crate::cache::{key_of, unix_now, TokenCache};
+use crate::cache::{unix_now, TokenCache};
 use crate::config::VerifierConfig;
 use crate::fetch::Fetcher;
 use crate::headers::{
@@ -200,7 +200,7 @@ impl Verifier {
         if !self.cache.enabled() || self.alb_for(source).is_some() {
             return None;
         }
-        let hit = self.cache.get(&key_of(token), unix_now())?;
+        let hit = self.cache.get(token, unix_now())?;
         self.metrics.cache_lookup(true);
         Some(self.bearer_rule(source, &hit).map(|()| hit))
     }
@@ -265,9 +265,8 @@ impl Verifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Rejection::TokenTooLarge);
         }
-        let key = self.cache.enabled().then(|| key_of(token));
-        if let Some(key) = &key {
-            let hit = self.cache.get(key, now);
+        if self.cache.enabled() {
+            let hit = self.cache.get(token, now);
             self.metrics.cache_lookup(hit.is_some());
             if let Some(hit) = hit {
                 return Ok(hit);
@@ -276,12 +275,10 @@ impl Verifier {
         let parsed = jwt::parse(token)?;
         let pool = self.pool_of(parsed.claims.iss.as_deref())?;
         let jwk = pool.jwks.key(&parsed.kid, None).await?;
-        jwk.verify(parsed.signing_input, parsed.signature)?;
+        jwk.verify(parsed.signing_input, &parsed.signature)?;
         parsed.claims.check(&pool.expected, now)?;
         let verified = Arc::new(Identity::from_claims(parsed.claims));
-        if let Some(key) = key {
-            self.cache.insert(key, verified.clone());
-        }
+        self.cache.insert(token, verified.clone());
         Ok(verified)
     }
 }

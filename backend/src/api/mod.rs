@@ -95,10 +95,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
 pub fn build(routes: Router<Arc<App>>, app: Arc<App>) -> Router {
     let every_request = ServiceBuilder::new()
         .layer(from_fn_with_state(app.requests.clone(), requests::count))
-        .layer(from_fn_with_state(
-            app.cors.clone(),
-            cors::refuse_other_origins,
-        ))
+        .layer(cors::RefuseOtherOrigins::new(app.cors.clone()))
         .option_layer(app.cors.layer());
     routes
         .fallback(|| async { ApiError::NotFound })
