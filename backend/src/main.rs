@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 /// Everything that can fail at start-up returns one line that names its cause.
 fn start() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| format!("planb-backend: {e}"))?;
-    logging::init(&config)?;
+    let traces = logging::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,5 +65,9 @@ fn start() -> Result<(), String> {
     })?;
     // Do not wait for stray blocking tasks (DNS lookups) past the drain.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The spans of the last requests: sent now, from outside the runtime (it blocks).
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     Ok(())
 }
