@@ -10,9 +10,9 @@
 //! The request continues the trace of its `x-amzn-trace-id` (the header itself is left
 //! as it is). ALB writes only `Root` (and `Self` for a second ALB): the request span
 //! is then the trace's first span, with that root as its trace id. With a `Parent` it
-//! is that segment's child. `Sampled=1` or `0` is followed; without one (ALB's case) or
-//! `Sampled=?`, the ratio decides, on the trace id, as it does for a request that comes
-//! with no header.
+//! is that segment's child, and its `Sampled=1` or `0` is followed (`Sampled=?` or none:
+//! the ratio decides, on the trace id). A root alone, or no header, is the ratio's to decide
+//! too.
 
 use std::cell::Cell;
 use std::sync::Arc;
