@@ -175,6 +175,9 @@ where
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Parents come from tracing's own span stack: no OpenTelemetry context is attached
+        // at each poll of an instrumented future.
+        .with_context_activation(false)
         .with_filter(filter_fn(|meta| meta.is_span()).and(spans));
     Ok((layer, Tracing { provider }))
 }
