@@ -65,6 +65,10 @@ def bearer(headers):
     return auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
 
+# Where `forward` leaves the trace header it sent, for `handle`'s log line.
+TRACE_KEY = web.RequestKey("alb1.trace_id", str)
+
+
 def xray_id():
     """A trace id in X-Ray's format, as ALB makes them: `1-{time, 8 hex digits}-{24 hex digits}`."""
     return f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
@@ -111,9 +115,11 @@ class Listener:
         await self.http.close()
 
     async def handle(self, request):
-        """One request through WAF and the rules; one log line with what took it."""
+        """One request through WAF and the rules; one log line with what took it (and, when it was
+        forwarded, the trace id it was sent with, as ALB's access log records it)."""
         rule, response = await self.route(request)
-        self.log(f"{request.method} {request.path} rule={rule} -> {response.status}")
+        trace = f" trace_id={request[TRACE_KEY]}" if TRACE_KEY in request else ""
+        self.log(f"{request.method} {request.path} rule={rule} -> {response.status}{trace}")
         return response
 
     async def route(self, request):
@@ -324,8 +330,7 @@ class Listener:
         """The request to the target, the answer back (every Set-Cookie kept); 502/504 as ALB gives."""
         url = URL(self.cfg.target + request.raw_path, encoded=True)
         upstream = self.upstream_headers(request, headers, added)
-        # As ALB's access log records the trace id of each request it forwards.
-        self.log(f"forward {request.method} {request.path} trace_id={upstream['X-Amzn-Trace-Id']}")
+        request[TRACE_KEY] = upstream["X-Amzn-Trace-Id"]
         try:
             async with self.http.request(request.method, url, headers=upstream,
                                          data=body,

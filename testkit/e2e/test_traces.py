@@ -47,9 +47,11 @@ def log_lines(stack, name):
 
 
 def forwarded_trace_header(stack, method, path):
-    """The `X-Amzn-Trace-Id` the stand-in sent with its last forward of `method path`."""
-    prefix = f"alb1: forward {method} {path} trace_id="
-    sent = [line[len(prefix):] for line in log_lines(stack, "alb1") if line.startswith(prefix)]
+    """The `X-Amzn-Trace-Id` the stand-in sent with its last forward of `method path` (its log line
+    ends with it, as ALB's access log records the trace id)."""
+    prefix = f"alb1: {method} {path} rule="
+    sent = [line.rsplit(" trace_id=", 1)[1] for line in log_lines(stack, "alb1")
+            if line.startswith(prefix) and " trace_id=" in line]
     assert sent, f"the stand-in forwarded no {method} {path}"
     return sent[-1]
 
