@@ -112,7 +112,7 @@ DURATION    ?= 10s
 demo: ## the whole Plan B path locally through the ALB1 stand-in: sign-in, 200, 401s, notes, a machine client, oha on the proxy; stops everything
 	@CONNECTIONS=$(CONNECTIONS) DURATION=$(DURATION) scripts/stack.sh demo
 
-up: ## start the local stack and keep it running (prints the URL to sign in at, curl and oha commands; BACKEND=team-service runs examples/team-service in place of planb-backend)
+up: ## start the local stack and keep it running (prints the URL to sign in at, curl and oha commands; BACKEND=team-service runs examples/team-service in place of planb-backend; TRACES=1 sends the backend's spans to the testkit's OTLP receiver, .run/spans.jsonl)
 	@scripts/stack.sh up
 
 down: ## stop the local stack

@@ -31,7 +31,9 @@
 # COGNITO_PORT (8001: the Cognito domain), ALB_KEYS_PORT (8002: ALB's public keys), AWS_REGION (ap-northeast-1),
 # CONNECTIONS (50), DURATION (10s), NOTES_TABLE (planb-notes), ALB1_SESSION_TIMEOUT (the stand-in's
 # session in seconds; default infra/alb1.json's), CORS_ALLOWED_ORIGINS (default http://localhost:3000,
-# a sample origin a page served on that port may call the API from). Anything else in the
+# a sample origin a page served on that port may call the API from), TRACES (1: the backend sends
+# its spans to the testkit's OTLP receiver, a test double of the ADOT collector, on OTLP_PORT (4318);
+# they land in $RUN/spans.jsonl, one JSON line each). Anything else in the
 # environment reaches the backend as ECS would pass it (TOKEN_CACHE_SIZE, RUST_LOG, ...); ALB_ARN and
 # ALB_PUBLIC_KEY_URL default to the stand-in's (set, they replace them for the backend).
 set -euo pipefail
@@ -64,6 +66,7 @@ MOTO_PORT=${MOTO_PORT:-5055}
 ALB_PORT=${ALB_PORT:-8000}
 COGNITO_PORT=${COGNITO_PORT:-8001}
 ALB_KEYS_PORT=${ALB_KEYS_PORT:-8002}
+OTLP_PORT=${OTLP_PORT:-4318}
 REGION=${AWS_REGION:-ap-northeast-1}
 CONNECTIONS=${CONNECTIONS:-50}
 DURATION=${DURATION:-10s}
@@ -192,8 +195,22 @@ field() { "$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[
 # alb1 ARGS...: the ALB1 stand-in's command line (testkit/alb1).
 alb1() { PYTHONPATH=$ROOT/testkit "$VENV/bin/python" -m alb1 "$@"; }
 
+# TRACES=1: the OTLP receiver (testkit/otlp_receiver.py) the backend sends its spans to.
+start_otlp() {
+  say "starting the OTLP receiver (a test double of the ADOT collector) on 127.0.0.1:$OTLP_PORT; spans in $RUN/spans.jsonl"
+  start otlp "$VENV/bin/python" "$ROOT/testkit/otlp_receiver.py" --listen "127.0.0.1:$OTLP_PORT" --out "$RUN/spans.jsonl"
+  echo "http://127.0.0.1:$OTLP_PORT" >"$RUN/otlp.url"
+  wait_http otlp "http://127.0.0.1:$OTLP_PORT/"
+}
+
 start_backend() {
   say "starting $SERVICE on 127.0.0.1:$BACKEND_PORT, CORS origins: ${CORS_ALLOWED_ORIGINS:-none} (log: $RUN/backend.log)"
+  # The receiver `up` started with TRACES=1, as infra points the backend at its collector (batches
+  # sent each second here: the spans show while one looks).
+  if running otlp; then
+    export OTEL_EXPORTER_OTLP_ENDPOINT OTEL_BSP_SCHEDULE_DELAY=${OTEL_BSP_SCHEDULE_DELAY:-1000}
+    OTEL_EXPORTER_OTLP_ENDPOINT=$(cat "$RUN/otlp.url")
+  fi
   # What every service behind ALB1 gets, as infra passes it. Allowed clients: ALB1's app client and
   # the machine client.
   local common=(COGNITO_USER_POOL_ID="$(field alice pool_id)" COGNITO_REGION="$REGION"
@@ -260,7 +277,7 @@ start_alb1() {
 up() {
   check_prerequisites
   build
-  if running moto || running backend || running proxy || running alb1; then
+  if running moto || running backend || running proxy || running alb1 || running otlp; then
     die "a stack is already running from $RUN: 'make down' first"
   fi
   mkdir -p "$RUN"
@@ -269,6 +286,8 @@ up() {
   wait_http moto "$MOTO/moto-api/"
   seed
   echo "$SERVICE" >"$RUN/service"
+  rm -f "$RUN/otlp.url"
+  [ "${TRACES:-}" != 1 ] || start_otlp
   start_backend
   start_proxy
   start_alb1
@@ -289,7 +308,7 @@ print(json.dumps({"proxy": os.environ["PROXY"], "proxy_admin": os.environ["PROXY
 EOF
 }
 down() {
-  for name in alb1 proxy backend moto; do stop "$name"; done
+  for name in alb1 proxy backend otlp moto; do stop "$name"; done
 }
 
 # --- showing it -----------------------------------------------------------
@@ -411,7 +430,7 @@ demo() {
 }
 
 status() {
-  for name in moto backend proxy alb1; do
+  for name in moto backend proxy alb1 otlp; do
     if running "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"), log $RUN/$name.log)"
     else echo "$name: stopped"; fi
   done
@@ -464,6 +483,9 @@ $(try_machine)
   metrics: $metrics
   load:    $load
 EOF
+  if running otlp; then
+    echo "  traces:  the backend's spans, one JSON line each: tail -f $RUN/spans.jsonl"
+  fi
 }
 
 # only_backend WHAT: WHAT calls planb-backend's own routes (notes, /api/me).
@@ -482,5 +504,5 @@ case "${1:-}" in
   start-backend) # the service `up` started, unless BACKEND names one
     [ -n "${BACKEND:-}" ] || SERVICE=$(cat "$RUN/service" 2>/dev/null || echo planb-backend)
     start_backend ;;
-  *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

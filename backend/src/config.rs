@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use crate::cors::CorsSettings;
 use crate::notes::config::NotesConfig;
+use crate::traces::TraceConfig;
 use cognito_verifier::VerifierConfig;
 
 /// The README whose configuration table `--help` prints: one source for the variables.
@@ -85,6 +86,8 @@ pub struct Config {
     pub logout: Option<LogoutConfig>,
     /// `CORS_ALLOWED_ORIGINS`, read by the CORS concern itself.
     pub cors: CorsSettings,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and the sampler; `None` turns traces off.
+    pub traces: Option<TraceConfig>,
 }
 
 /// Where `GET /logout` sends the browser once the ALB session cookies are expired.
@@ -144,6 +147,7 @@ impl Config {
             (None, None) => None,
         };
         let cors = CorsSettings::from_lookup(&get)?;
+        let traces = TraceConfig::from_lookup(&get)?;
         Ok(Config {
             verifier,
             region,
@@ -157,6 +161,7 @@ impl Config {
             notes,
             logout,
             cors,
+            traces,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`server`]: accept loop, connection cap, graceful shutdown
 //! - [`notes`]: the per-user notes domain on DynamoDB (`NOTES_TABLE`)
 //! - [`metrics`]: the service's counters beside the verifier's; [`logging`]
+//! - [`traces`]: spans to X-Ray through an OpenTelemetry collector (`OTEL_*`)
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notes;
 pub mod server;
+pub mod traces;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
-//! Logs through tracing: JSON lines by default, text with `LOG_FORMAT=text`,
+//! Logs through tracing: JSON lines by default (`LOG_FORMAT=text` for text),
 //! to stdout in batches ([`batch`]): a line is out within 100 ms, and the
 //! request threads make no system call for their access lines. In JSON, the
 //! access line has a formatter of its own ([`access_json`]): the same
-//! object, at a fraction of the cost.
+//! object, at a fraction of the cost. With traces configured, the spans go
+//! to [`crate::traces`]; the log lines never carry them.
 //!
 //! No code path logs a token or a header value: rejections are logged by
 //! reason code only, and JWKS events by URL (ours, from the configuration).
@@ -10,47 +11,88 @@
 mod access_json;
 mod batch;
 
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::Subscriber;
+use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::layer::{Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use access_json::AccessJson;
-
-pub use batch::Flusher;
-
 use crate::config::{Config, LogFormat};
+use crate::traces::{self, Tracing};
+use access_json::AccessJson;
+use batch::{BatchWriter, Flusher};
 
-/// Installs the global subscriber; the error names `RUST_LOG` when its filter
-/// is invalid. Hold the [`Flusher`] until the process ends: dropping it
-/// writes the lines still waiting.
-pub fn init(config: &Config) -> Result<Flusher, String> {
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .map_err(|e| format!("planb-backend: RUST_LOG: invalid filter: {e}"))?;
+/// What `main` holds until the end: the thread writing the log lines and,
+/// with traces on, the exporter.
+pub struct Logging {
+    flusher: Flusher,
+    traces: Option<Tracing>,
+}
+
+impl Logging {
+    /// Sends the last spans (blocking: call it outside the tokio runtime),
+    /// then writes the last lines.
+    pub fn finish(self) {
+        if let Some(traces) = self.traces {
+            traces.shutdown();
+        }
+        drop(self.flusher);
+    }
+}
+
+/// Installs the global subscriber; the error names `RUST_LOG` when its
+/// filter is invalid, or the traces' variable that is.
+pub fn init(config: &Config) -> Result<Logging, String> {
     let (writer, flusher) = batch::batched(std::io::stdout())
         .map_err(|e| format!("planb-backend: logging: cannot start its thread: {e}"))?;
-    let result = match config.log_format {
-        LogFormat::Json => {
-            let access = filter_fn(|m| m.target() == access_json::TARGET);
-            let others = filter_fn(|m| m.target() != access_json::TARGET);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(AccessJson::new(writer.clone()).with_filter(access))
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .json()
-                        .flatten_event(true)
-                        .with_writer(writer)
-                        .with_filter(others),
-                )
-                .try_init()
-        }
-        LogFormat::Text => tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_writer(writer))
-            .try_init(),
+    let access = match config.log_format {
+        LogFormat::Json => Some(AccessJson::new(writer.clone()).with_filter(
+            log_filter(config)?.and(filter_fn(|m| m.target() == access_json::TARGET)),
+        )),
+        LogFormat::Text => None,
     };
-    result
-        .map(|()| flusher)
-        .map_err(|e| format!("planb-backend: logging: {e}"))
+    let (spans, traces) = match &config.traces {
+        Some(trace_config) => {
+            let (spans, traces) = traces::layer(trace_config)?;
+            (Some(spans), Some(traces))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(other_lines(config.log_format, writer.clone()).with_filter(log_filter(config)?))
+        .with(access)
+        .with(spans)
+        .try_init()
+        .map_err(|e| format!("planb-backend: logging: {e}"))?;
+    Ok(Logging { flusher, traces })
+}
+
+/// `RUST_LOG`, for the log lines only: each layer has its own filter, so that
+/// the traces' spans do not depend on it.
+fn log_filter<S>(config: &Config) -> Result<impl Filter<S> + Send + Sync + 'static, String>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    EnvFilter::try_new(&config.log_filter)
+        .map(|f| f.and(filter_fn(|meta| !meta.is_span())))
+        .map_err(|e| format!("planb-backend: RUST_LOG: invalid filter: {e}"))
+}
+
+/// Every line but the JSON access line: tracing-subscriber's own formats.
+fn other_lines<S>(format: LogFormat, writer: BatchWriter) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter_fn(|m| m.target() != access_json::TARGET))
+            .boxed(),
+        LogFormat::Text => lines.boxed(),
+    }
 }

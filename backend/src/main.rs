@@ -34,8 +34,8 @@ fn main() -> ExitCode {
 /// Everything that can fail at start-up returns one line that names its cause.
 fn start() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| format!("planb-backend: {e}"))?;
-    // Dropped when `start` returns, after the drain: the last lines are written.
-    let _logs = logging::init(&config)?;
+    // On an error below, dropping it still writes the last lines.
+    let logging = logging::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,5 +66,7 @@ fn start() -> Result<(), String> {
     })?;
     // Do not wait for stray blocking tasks (DNS lookups) past the drain.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The spans of the last requests, sent from outside the runtime (it blocks), then the last lines.
+    logging.finish();
     Ok(())
 }

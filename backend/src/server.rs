@@ -58,8 +58,12 @@ pub async fn run(
     let verifier = app.auth.clone();
     let loader = tokio::spawn(async move { verifier.load_keys().await });
     let connections = Connections::new(app.metrics.registry());
+    let service = match &config.traces {
+        Some(traces) => crate::traces::traced_router(app, traces.sampling),
+        None => api::router(app),
+    };
     serve(
-        api::router(app),
+        service,
         &connections,
         listener,
         config.max_connections,

@@ -39,6 +39,8 @@ fn help_prints_the_environment_variables() {
         "LOG_FORMAT",
         "ADMIN_GROUP",
         "PROFILE_SCOPE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER_ARG",
     ] {
         assert!(text.contains(var), "--help does not mention {var}");
     }
@@ -48,12 +50,14 @@ fn help_prints_the_environment_variables() {
 
 #[test]
 fn a_missing_or_malformed_variable_exits_non_zero_with_one_line_naming_it() {
-    let cases: [(&str, Option<&str>); 5] = [
+    let cases: [(&str, Option<&str>); 7] = [
         ("COGNITO_USER_POOL_ID", None),
         ("COGNITO_APP_CLIENT_ID", None),
         ("LISTEN_ADDR", Some("not-an-address")),
         ("TOKEN_CACHE_SIZE", Some("many")),
         ("RUST_LOG", Some("=[")),
+        ("OTEL_TRACES_SAMPLER_ARG", Some("1.5")),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", Some("collector:4318")),
     ];
     for (var, value) in cases {
         let mut cmd = Command::new(BIN);

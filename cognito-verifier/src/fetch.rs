@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Connect timeout per attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -37,6 +38,16 @@ impl FetchError {
             FetchError::Transport(_) | FetchError::Timeout => true,
             FetchError::Status(s) => *s >= 500 || *s == 429,
             FetchError::TooLarge => false,
+        }
+    }
+
+    /// The failure's kind in one word (a trace span's `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Transport(_) => "transport",
+            FetchError::Timeout => "timeout",
+            FetchError::Status(_) => "status",
+            FetchError::TooLarge => "too_large",
         }
     }
 }
@@ -75,7 +86,35 @@ impl Fetcher {
     }
 
     /// GETs `url`: the body when the answer is 200 and at most `max_bytes` long.
+    /// In a `key fetch` span (a client span, for a service that exports traces).
     pub async fn get(&self, url: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
+        let span = tracing::info_span!(
+            "key fetch",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.full = url,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let fetched = self
+            .get_in_time(url, max_bytes)
+            .instrument(span.clone())
+            .await;
+        match &fetched {
+            Ok(_) => span.record("http.response.status_code", 200_i64),
+            Err(e) => {
+                if let FetchError::Status(s) = e {
+                    span.record("http.response.status_code", i64::from(*s));
+                }
+                span.record("error.type", e.kind());
+                span.record("otel.status_code", "ERROR")
+            }
+        };
+        fetched
+    }
+
+    async fn get_in_time(&self, url: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
         let attempt = async {
             match self.get_once(url, max_bytes).await {
                 Err(FetchError::Transport(e)) => {

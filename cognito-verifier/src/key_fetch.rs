@@ -23,6 +23,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::fetch::Fetcher;
 use crate::fetch_queue::{wait_done, Done, DoneReceiver, Failure, FetchQueue, Waiter};
@@ -308,7 +309,8 @@ impl<S: KeySource> KeyFetch<S> {
                 since,
                 done: None,
             };
-            tokio::spawn(flight.run());
+            // In the span of the request that starts it: its trace shows the fetch it waited for.
+            tokio::spawn(flight.run().in_current_span());
         }
     }
 }

@@ -65,9 +65,24 @@ def bearer(headers):
     return auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
 
-def trace_id():
-    """An `X-Amzn-Trace-Id` root as ALB writes it."""
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+# Where `forward` leaves the trace header it sent, for `handle`'s log line.
+TRACE_KEY = web.RequestKey("alb1.trace_id", str)
+
+
+def xray_id():
+    """A trace id in X-Ray's format, as ALB makes them: `1-{time, 8 hex digits}-{24 hex digits}`."""
+    return f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+
+
+def trace_header(incoming):
+    """The `X-Amzn-Trace-Id` ALB forwards (ELB user guide, "Request tracing"): a new `Root` when
+    the request has none; a request's own header with a `Root` is kept, and ALB puts its `Self`
+    in front; a header without one gets a `Root` added."""
+    if not incoming:
+        return f"Root={xray_id()}"
+    if any(part.strip().startswith("Root=") for part in incoming.split(";")):
+        return f"Self={xray_id()};{incoming}"
+    return f"Root={xray_id()};{incoming}"
 
 
 class Listener:
@@ -100,9 +115,11 @@ class Listener:
         await self.http.close()
 
     async def handle(self, request):
-        """One request through WAF and the rules; one log line with what took it."""
+        """One request through WAF and the rules; one log line with what took it (and, when it was
+        forwarded, the trace id it was sent with, as ALB's access log records it)."""
         rule, response = await self.route(request)
-        self.log(f"{request.method} {request.path} rule={rule} -> {response.status}")
+        trace = f" trace_id={request[TRACE_KEY]}" if TRACE_KEY in request else ""
+        self.log(f"{request.method} {request.path} rule={rule} -> {response.status}{trace}")
         return response
 
     async def route(self, request):
@@ -305,15 +322,17 @@ class Listener:
         out["X-Forwarded-For"] = f"{forwarded}, {request.remote}" if forwarded else request.remote
         out["X-Forwarded-Proto"] = "http"
         out["X-Forwarded-Port"] = str(self.cfg.listen_port)
-        out.setdefault("X-Amzn-Trace-Id", trace_id())
+        out["X-Amzn-Trace-Id"] = trace_header(headers.get("X-Amzn-Trace-Id"))
         out.update(added or {})
         return out
 
     async def forward(self, request, headers, body, added):
         """The request to the target, the answer back (every Set-Cookie kept); 502/504 as ALB gives."""
         url = URL(self.cfg.target + request.raw_path, encoded=True)
+        upstream = self.upstream_headers(request, headers, added)
+        request[TRACE_KEY] = upstream["X-Amzn-Trace-Id"]
         try:
-            async with self.http.request(request.method, url, headers=self.upstream_headers(request, headers, added),
+            async with self.http.request(request.method, url, headers=upstream,
                                          data=body,
                                          allow_redirects=False, skip_auto_headers=NOT_ADDED) as r:
                 payload = await r.read()

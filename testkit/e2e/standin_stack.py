@@ -1,4 +1,5 @@
 """The local stack with the ALB1 test stand-in in front, for tests: scripts/stack.sh on free ports."""
+import contextlib
 import json
 import os
 import socket
@@ -39,3 +40,13 @@ def up(run, **settings):
 
 def down(info):
     subprocess.run(["bash", STACK, "down"], env=info["env"], capture_output=True)
+
+
+@contextlib.contextmanager
+def running(run, **settings):
+    """`up` for the `with` block, then `down` however it ends."""
+    info = up(run, **settings)
+    try:
+        yield info
+    finally:
+        down(info)

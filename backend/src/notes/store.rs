@@ -6,6 +6,7 @@
 //! allows exactly those. Versions are counters kept with conditional writes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use aws_config::retry::RetryConfig;
@@ -16,6 +17,7 @@ use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use super::config::NotesConfig;
 use super::metrics::{Call, DynamoDbCalls, Outcome};
@@ -126,9 +128,8 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(owner, id)))
             .consistent_read(true)
-            .send()
-            .await;
-        let out = self.record(Call::GetItem, out)?;
+            .send();
+        let out = self.call(Call::GetItem, out).await?;
         Ok(out.item.as_ref().and_then(|item| note_of(id, item)))
     }
 
@@ -204,7 +205,7 @@ impl Store {
             .condition_expression(c.expression)
             .set_expression_attribute_names(Some(c.names))
             .set_expression_attribute_values(c.values);
-        self.record(Call::PutItem, req.send().await)?;
+        self.call(Call::PutItem, req.send()).await?;
         Ok(note)
     }
 
@@ -229,7 +230,7 @@ impl Store {
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values),
         };
-        let out = self.record(Call::DeleteItem, req.send().await)?;
+        let out = self.call(Call::DeleteItem, req.send()).await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -252,9 +253,8 @@ impl Store {
             .set_exclusive_start_key(after.map(|id| key(owner, id)))
             .limit(i32::from(limit) + 1)
             .consistent_read(true)
-            .send()
-            .await;
-        let out = self.record(Call::Query, out)?;
+            .send();
+        let out = self.call(Call::Query, out).await?;
         let truncated = out.last_evaluated_key.is_some();
         let mut notes: Vec<Note> = out
             .items
@@ -268,6 +268,33 @@ impl Store {
         let more = notes.len() > usize::from(limit) || (truncated && !notes.is_empty());
         notes.truncate(usize::from(limit));
         Ok((notes, more))
+    }
+
+    /// Sends `call` in its own span (a client span, for traces), counts it and maps its error.
+    async fn call<T, E, R>(
+        &self,
+        call: Call,
+        send: impl Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let span = tracing::info_span!(
+            "DynamoDB",
+            otel.name = format!("DynamoDB.{}", call.label()),
+            otel.kind = "client",
+            rpc.system = "aws-api",
+            rpc.service = "DynamoDB",
+            rpc.method = call.label(),
+            aws.dynamodb.table_names = self.table.as_str(),
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self.record(call, send.instrument(span.clone()).await);
+        if let Err(StoreError::Unavailable) = result {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
     }
 
     /// Counts the call and maps its error.
