@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::cors::CorsSettings;
 use crate::notes::config::NotesConfig;
-use crate::traces::TraceConfig;
+use crate::traces::config::TraceConfig;
 use cognito_verifier::VerifierConfig;
 
 /// The README whose configuration table `--help` prints: one source for the variables.
