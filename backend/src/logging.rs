@@ -1,7 +1,7 @@
 //! Logs through tracing: JSON lines by default (`LOG_FORMAT=text` for text),
 //! to stdout in batches ([`batch`]): a line is out within 100 ms, and the
 //! request threads make no system call for their access lines. In JSON, the
-//! access line has a formatter of its own ([`access_json`]): the same
+//! access line has a format of its own ([`access_json`]): the same
 //! object, at a fraction of the cost. With traces configured, the spans go
 //! to [`crate::traces`]; the log lines never carry them.
 //!
@@ -46,12 +46,6 @@ impl Logging {
 pub fn init(config: &Config) -> Result<Logging, String> {
     let (writer, flusher) = batch::batched(std::io::stdout())
         .map_err(|e| format!("planb-backend: logging: cannot start its thread: {e}"))?;
-    let access = match config.log_format {
-        LogFormat::Json => Some(AccessJson::new(writer.clone()).with_filter(
-            log_filter(config)?.and(filter_fn(|m| m.target() == access_json::TARGET)),
-        )),
-        LogFormat::Text => None,
-    };
     let (spans, traces) = match &config.traces {
         Some(trace_config) => {
             let (spans, traces) = traces::layer(trace_config)?;
@@ -60,16 +54,14 @@ pub fn init(config: &Config) -> Result<Logging, String> {
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(other_lines(config.log_format, writer.clone()).with_filter(log_filter(config)?))
-        .with(access)
+        .with(lines(config.log_format, writer).with_filter(log_filter(config)?))
         .with(spans)
         .try_init()
         .map_err(|e| format!("planb-backend: logging: {e}"))?;
     Ok(Logging { flusher, traces })
 }
 
-/// `RUST_LOG`, for the log lines only: each layer has its own filter, so that
-/// the traces' spans do not depend on it.
+/// `RUST_LOG`, for the log lines only: the traces' spans do not depend on it.
 fn log_filter<S>(config: &Config) -> Result<impl Filter<S> + Send + Sync + 'static, String>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -79,8 +71,9 @@ where
         .map_err(|e| format!("planb-backend: RUST_LOG: invalid filter: {e}"))
 }
 
-/// Every line but the JSON access line: tracing-subscriber's own formats.
-fn other_lines<S>(format: LogFormat, writer: BatchWriter) -> Box<dyn Layer<S> + Send + Sync>
+/// The log lines: tracing-subscriber's own formats, the JSON access line by
+/// [`AccessJson`].
+fn lines<S>(format: LogFormat, writer: BatchWriter) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -91,7 +84,7 @@ where
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_filter(filter_fn(|m| m.target() != access_json::TARGET))
+            .map_event_format(AccessJson::new)
             .boxed(),
         LogFormat::Text => lines.boxed(),
     }

@@ -21,6 +21,10 @@ use axum::response::Response;
 use crate::layer::Caller;
 use crate::rejection::ErrorCode;
 
+/// The target of the access line's event: a subscriber that formats or
+/// routes the line by itself filters on it.
+pub const ACCESS_TARGET: &str = "access";
+
 /// The `route` of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "other";
 
@@ -39,7 +43,7 @@ impl AccessLine {
     /// Begins the line for `request`, or `None` when the `access` target is
     /// off (then nothing is read or copied).
     pub fn start<B>(request: &axum::http::Request<B>) -> Option<AccessLine> {
-        tracing::enabled!(target: "access", tracing::Level::INFO).then(|| AccessLine {
+        tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO).then(|| AccessLine {
             started: Instant::now(),
             method: request.method().clone(),
             trace_id: trace_root(request.headers()).map(String::from),
@@ -56,7 +60,7 @@ impl AccessLine {
             .get::<ErrorCode>()
             .map(|ErrorCode(c)| *c);
         tracing::info!(
-            target: "access",
+            target: ACCESS_TARGET,
             method = self.method.as_str(),
             route,
             status = answer.status().as_u16(),

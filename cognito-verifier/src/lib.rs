@@ -140,7 +140,7 @@ mod penalty;
 mod rejection;
 mod verifier;
 
-pub use access::{access_log, AccessLine, UNMATCHED_ROUTE};
+pub use access::{access_log, AccessLine, ACCESS_TARGET, UNMATCHED_ROUTE};
 pub use body::{BodyRejection, JsonBody, BODY_TIMEOUT, DEFAULT_BODY_LIMIT};
 pub use config::{AlbConfig, ConfigError, UserPool, VerifierConfig, VerifierConfigBuilder};
 pub use identity::{CallerKind, Identity};

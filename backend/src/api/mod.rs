@@ -21,7 +21,6 @@ pub mod schemas;
 use std::sync::Arc;
 
 use axum::handler::Handler;
-use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get};
 use axum::Router;
 use tower::ServiceBuilder;
@@ -94,7 +93,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
 /// layer to the routes it already has.
 pub fn build(routes: Router<Arc<App>>, app: Arc<App>) -> Router {
     let every_request = ServiceBuilder::new()
-        .layer(from_fn_with_state(app.requests.clone(), requests::count))
+        .layer(requests::CountRequests::new(app.requests.clone()))
         .layer(cors::RefuseOtherOrigins::new(app.cors.clone()))
         .option_layer(app.cors.layer());
     routes
