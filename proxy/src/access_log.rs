@@ -49,6 +49,9 @@ thread_local! {
     static LOCAL: Buffer = register();
     /// The formatted timestamp up to the seconds, and for which second.
     static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+    /// The last upstream address written, and its text.
+    static LAST_UPSTREAM: RefCell<(Option<SocketAddr>, Vec<u8>)> =
+        const { RefCell::new((None, Vec::new())) };
 }
 
 fn lock(b: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
@@ -118,7 +121,7 @@ pub fn format_line(out: &mut Vec<u8>, e: &Entry<'_>, now: SystemTime) {
     out.extend_from_slice(b",\"upstream\":\"");
     match e.upstream {
         // An address is plain ASCII: nothing to escape.
-        Some(a) => crate::ascii::put_socket_addr(out, a),
+        Some(a) => upstream_text(out, a),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b"\",\"duration_ms\":");
@@ -138,6 +141,21 @@ pub fn format_line(out: &mut Vec<u8>, e: &Entry<'_>, now: SystemTime) {
     out.extend_from_slice(b"\",\"error\":\"");
     escaped(out, e.error.unwrap_or(""));
     out.extend_from_slice(b"\"}\n");
+}
+
+/// `addr` as text, formatted once for as long as the thread's requests keep
+/// going to it (most do: an upstream has few addresses).
+fn upstream_text(out: &mut Vec<u8>, addr: SocketAddr) {
+    LAST_UPSTREAM.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let (last, text) = &mut *cached;
+        if *last != Some(addr) {
+            text.clear();
+            crate::ascii::put_socket_addr(text, addr);
+            *last = Some(addr);
+        }
+        out.extend_from_slice(text);
+    });
 }
 
 /// `s` as the inside of a JSON string.
@@ -259,6 +277,31 @@ mod tests {
         };
         let l = line(&e, now);
         assert!(l.contains("\"status\":0,\"upstream\":\"-\",\"duration_ms\":0.007,\"trace_id\":\"-\",\"error\":\"ConnectRefused\""), "{l}");
+    }
+
+    #[test]
+    fn each_line_has_its_own_upstream() {
+        let now = UNIX_EPOCH;
+        let e = |upstream: &str| Entry {
+            method: "GET",
+            path: "/",
+            status: 200,
+            upstream: Some(upstream.parse().unwrap()),
+            duration: Duration::ZERO,
+            trace_id: None,
+            error: None,
+        };
+        for a in [
+            "10.0.0.7:80",
+            "10.0.0.7:80",
+            "10.0.0.8:80",
+            "[::1]:8080",
+            "10.0.0.7:81",
+        ] {
+            let l = line(&e(a), now);
+            let want = format!("\"upstream\":\"{a}\"");
+            assert!(l.contains(&want), "{l}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -229,17 +229,55 @@ const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwa
 const X_AMZN_TRACE_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
 
 /// `X-Forwarded-For: <prior values>, <client ip>` as one field.
-fn append_forwarded_for(req: &mut RequestHeader, client: std::net::IpAddr) -> Result<()> {
+fn append_forwarded_for(req: &mut RequestHeader, client: IpAddr) -> Result<()> {
+    let mut prior = req.headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    if prior.peek().is_none() {
+        // The usual field is the bare address of one of few clients (ALB1's
+        // nodes): a shared copy, where a new value costs two allocations.
+        return req
+            .append_header("X-Forwarded-For", client_value(client)?)
+            .map(drop);
+    }
     let mut v = bytes::BytesMut::with_capacity(64);
-    for h in req.headers.get_all(&X_FORWARDED_FOR) {
+    for h in prior {
         v.extend_from_slice(h.as_bytes());
         v.extend_from_slice(b", ");
     }
     crate::ascii::put_ip(&mut v, client);
-    // Bytes in, no copy out.
-    let value = http::HeaderValue::from_maybe_shared(v.freeze())
-        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e))?;
-    req.insert_header("X-Forwarded-For", value)
+    req.insert_header("X-Forwarded-For", header_value(v.freeze())?)
+}
+
+/// Bytes in, no copy out.
+fn header_value(b: Bytes) -> Result<http::HeaderValue> {
+    http::HeaderValue::from_maybe_shared(b)
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e))
+}
+
+thread_local! {
+    /// The last client address this thread wrote, as a header value.
+    static CLIENT_VALUE: RefCell<Option<(IpAddr, http::HeaderValue)>> =
+        const { RefCell::new(None) };
+}
+
+/// `client` as a header value, shared with the previous request's when it
+/// came from the same address.
+fn client_value(client: IpAddr) -> Result<http::HeaderValue> {
+    CLIENT_VALUE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if let Some((ip, v)) = &*cached {
+            if *ip == client {
+                return Ok(v.clone());
+            }
+        }
+        let mut v = bytes::BytesMut::with_capacity(40);
+        crate::ascii::put_ip(&mut v, client);
+        let value = header_value(v.freeze())?;
+        // The first clone makes the bytes shared: every later one only
+        // counts a reference.
+        let out = value.clone();
+        *cached = Some((client, value));
+        Ok(out)
+    })
 }
 
 /// The status we answer for an error that ended a request.
@@ -505,6 +543,36 @@ mod tests {
         }
         // Avoiding the one ready address falls back to the other, ready or not.
         assert_eq!(p.pick(Some(a), later), Some(b));
+    }
+
+    fn forwarded_for(prior: &[&str], client: &str) -> Vec<String> {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for v in prior {
+            req.append_header("x-forwarded-for", *v).unwrap();
+        }
+        append_forwarded_for(&mut req, client.parse().unwrap()).unwrap();
+        req.headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn forwarded_for_is_one_field_with_the_client_last() {
+        assert_eq!(forwarded_for(&[], "10.0.0.1"), ["10.0.0.1"]);
+        // Another client on the same thread: not the previous one's value.
+        assert_eq!(forwarded_for(&[], "10.0.0.2"), ["10.0.0.2"]);
+        assert_eq!(forwarded_for(&[], "10.0.0.2"), ["10.0.0.2"]);
+        assert_eq!(forwarded_for(&[], "::1"), ["::1"]);
+        assert_eq!(
+            forwarded_for(&["203.0.113.7"], "10.0.0.2"),
+            ["203.0.113.7, 10.0.0.2"]
+        );
+        assert_eq!(
+            forwarded_for(&["203.0.113.7, 198.51.100.1", "192.0.2.5"], "10.0.0.1"),
+            ["203.0.113.7, 198.51.100.1, 192.0.2.5, 10.0.0.1"]
+        );
     }
 
     #[test]

@@ -456,6 +456,44 @@ fn upstream_timeout_is_a_504(server_extra: &str) {
     assert_eq!(get(conf.listen, "/slow?ms=10", &[]).unwrap().status, 200);
 }
 
+/// An upstream that accepts a request and never reads its body: the write
+/// that waits past `read_timeout_secs` ends the request with a 504.
+#[test]
+fn an_upstream_that_stops_reading_the_body_is_a_504() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Holds every connection open, reading nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let conf = ProxyConf::new(
+        "stuck-body",
+        &format!("address: \"{addr}\"\nread_timeout_secs: 1"),
+    );
+    let _proxy = conf.start(&[]);
+    let mut s = TcpStream::connect(conf.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body_len = 256 << 20;
+    let mut writer = s.try_clone().unwrap();
+    let t = Instant::now();
+    // Writes until the proxy stops taking the body (its answer closes it).
+    std::thread::spawn(move || {
+        let head = format!("PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: {body_len}\r\n\r\n");
+        writer.write_all(head.as_bytes())?;
+        let chunk = vec![b'b'; 1 << 16];
+        for _ in 0..body_len / chunk.len() {
+            writer.write_all(&chunk)?;
+        }
+        std::io::Result::Ok(())
+    });
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
 #[test]
 fn admin_and_listener_healthz_and_metrics() {
     let up = Upstream::start("127.0.0.1:0".parse().unwrap(), "one");
