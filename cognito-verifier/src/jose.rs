@@ -6,7 +6,11 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
+use serde::de::{Error, Visitor};
 use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
 
 /// base64url that accepts parts with or without `=` padding, as ALB sends them.
 const PADDED_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
@@ -48,6 +52,18 @@ pub fn decode_strict(part: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(part).ok()
 }
 
+/// The most bytes strict base64url of `part` can decode to: what to make room for.
+pub fn decoded_len_max(part: &str) -> usize {
+    base64::decoded_len_estimate(part.len())
+}
+
+/// Strict base64url of `part` decoded into the front of `out` (at least
+/// [`decoded_len_max`] long): the decoded bytes, or `None` when not base64url.
+pub fn decode_strict_into<'o>(part: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let n = URL_SAFE_NO_PAD.decode_slice(part, out).ok()?;
+    Some(&out[..n])
+}
+
 /// base64url with or without `=` padding.
 pub fn decode_padded(part: &str) -> Option<Vec<u8>> {
     PADDED_URL_SAFE.decode(part).ok()
@@ -55,7 +71,7 @@ pub fn decode_padded(part: &str) -> Option<Vec<u8>> {
 
 /// Deserializes `bytes` only if it is a JSON object: serde's derived structs
 /// would otherwise also accept a JSON array, field by position.
-pub fn json_object<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+pub fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' {
         return None;
@@ -68,6 +84,46 @@ pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
+}
+
+/// A JSON string member, borrowed from the document unless it has escapes:
+/// a claim costs no allocation of its own. Any other JSON type is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: Error>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: Error>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
 }
 
 /// True when the member is present, whatever its value.

@@ -272,12 +272,13 @@ impl Verifier {
                 return Ok(hit);
             }
         }
-        let parsed = jwt::parse(token)?;
+        let mut scratch = Vec::new();
+        let parsed = jwt::parse(token, &mut scratch)?;
         let pool = self.pool_of(parsed.claims.iss.as_deref())?;
         let jwk = pool.jwks.key(&parsed.kid, None).await?;
-        jwk.verify(parsed.signing_input, &parsed.signature)?;
+        jwk.verify(parsed.signing_input, parsed.signature)?;
         parsed.claims.check(&pool.expected, now)?;
-        let verified = Arc::new(Identity::from_claims(parsed.claims));
+        let verified = Arc::new(Identity::from_claims(&parsed.claims));
         self.cache.insert(token, verified.clone());
         Ok(verified)
     }
