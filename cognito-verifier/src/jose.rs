@@ -3,7 +3,6 @@
 //! whose members keep their types (as aws-jwt-verify's `safe-json-parse.ts`).
 
 use base64::alphabet::URL_SAFE;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use serde::de::{Error, Visitor};
@@ -49,19 +48,22 @@ pub fn split(token: &str) -> Option<Compact<'_>> {
 
 /// Strict base64url: no padding, no stray characters, canonical trailing bits.
 pub fn decode_strict(part: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(part).ok()
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(part).ok()
 }
 
 /// The most bytes strict base64url of `part` can decode to: what to make room for.
 pub fn decoded_len_max(part: &str) -> usize {
-    base64::decoded_len_estimate(part.len())
+    base64_simd::URL_SAFE_NO_PAD.estimated_decoded_length(part.len())
 }
 
 /// Strict base64url of `part` decoded into the front of `out` (at least
 /// [`decoded_len_max`] long): the decoded bytes, or `None` when not base64url.
 pub fn decode_strict_into<'o>(part: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
-    let n = URL_SAFE_NO_PAD.decode_slice(part, out).ok()?;
-    Some(&out[..n])
+    let out = base64_simd::Out::from_slice(out);
+    let decoded = base64_simd::URL_SAFE_NO_PAD
+        .decode(part.as_bytes(), out)
+        .ok()?;
+    Some(decoded)
 }
 
 /// base64url with or without `=` padding.
@@ -152,6 +154,30 @@ mod tests {
         assert_eq!(decode_strict("YQ"), Some(b"a".to_vec()));
         assert_eq!(decode_strict("YQ=="), None);
         assert_eq!(decode_strict("Y+"), None);
+        assert_eq!(decode_strict("YR"), None, "non-canonical trailing bits");
+        assert_eq!(decode_strict("Y"), None, "a lone sixth of a byte");
+        // Long enough for the vector loop: every stray character is refused there too.
+        let long = "QUJD".repeat(40);
+        assert_eq!(decode_strict(&long), Some(b"ABC".repeat(40)));
+        for stray in ['+', '/', '=', '.', ' ', '\u{e9}'] {
+            for at in [0, 17, 63, 100, 159] {
+                let mut bad: Vec<char> = long.chars().collect();
+                bad[at] = stray;
+                let bad: String = bad.into_iter().collect();
+                assert_eq!(decode_strict(&bad), None, "{stray:?} at {at}");
+                let mut out = vec![0; decoded_len_max(&bad)];
+                assert_eq!(
+                    decode_strict_into(&bad, &mut out),
+                    None,
+                    "{stray:?} at {at}"
+                );
+            }
+        }
+        let mut out = vec![0; decoded_len_max(&long)];
+        assert_eq!(
+            decode_strict_into(&long, &mut out),
+            Some(&b"ABC".repeat(40)[..])
+        );
         assert_eq!(decode_padded("YQ=="), Some(b"a".to_vec()));
         assert_eq!(decode_padded("YQ"), Some(b"a".to_vec()));
     }
