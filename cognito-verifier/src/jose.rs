@@ -71,14 +71,20 @@ pub fn decode_padded(part: &str) -> Option<Vec<u8>> {
     PADDED_URL_SAFE.decode(part).ok()
 }
 
-/// Deserializes `bytes` only if it is a JSON object: serde's derived structs
-/// would otherwise also accept a JSON array, field by position.
+/// Deserializes `bytes` only if it is UTF-8 (RFC 7519 7.2, RFC 8259 8.1)
+/// and a JSON object: serde's derived structs would otherwise also accept a
+/// JSON array, field by position. The whole text is checked as UTF-8 once,
+/// rather than string by string as JSON from bytes would, and only where a
+/// string is read: invalid UTF-8 in a member we skip is refused too.
 pub fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if !text
+        .trim_start_matches(|c: char| c.is_ascii_whitespace())
+        .starts_with('{')
+    {
         return None;
     }
-    serde_json::from_slice(bytes).ok()
+    serde_json::from_str(text).ok()
 }
 
 /// A member that, when present, must have type `T` (`null` is a wrong type, not absence).
@@ -191,5 +197,8 @@ mod tests {
         assert_eq!(json_object::<A>(b" {\"a\":1}").map(|x| x.a), Some(1));
         assert!(json_object::<A>(b"[1]").is_none());
         assert!(json_object::<A>(b"{\"a\":1}x").is_none());
+        // Not UTF-8, even in a member that is skipped.
+        assert!(json_object::<A>(b"{\"a\":1,\"b\":\"\xff\"}").is_none());
+        assert!(json_object::<A>(b"{\"a\":1,\"b\":\"\xc3\xa9\"}").is_some());
     }
 }
