@@ -80,24 +80,30 @@ impl Identity {
     }
 
     /// Builds the identity from claims that passed every rule.
-    pub(crate) fn from_claims(claims: Claims) -> Identity {
-        let scopes: Vec<&str> = claims.scopes().collect();
-        let groups: &[String] = claims.groups.as_deref().unwrap_or_default();
+    pub(crate) fn from_claims(claims: &Claims<'_>) -> Identity {
+        let scopes: Box<[Box<str>]> = claims.scopes().map(Into::into).collect();
+        let groups: Box<[Box<str>]> = claims
+            .groups
+            .iter()
+            .flatten()
+            .map(|g| (**g).into())
+            .collect();
         let exp = claims.exp.unwrap_or(0.0);
         let sub = claims.sub.as_deref().unwrap_or_default();
         let client_id = claims.client_id.as_deref().unwrap_or_default();
-        let kind = if claims.username.is_none() && sub == client_id {
+        let username = claims.username.as_deref();
+        let kind = if username.is_none() && sub == client_id {
             CallerKind::Machine
         } else {
             CallerKind::User
         };
         let body = CallerJson {
             sub,
-            username: claims.username.as_deref(),
+            username,
             client_id,
             kind: kind.as_str(),
             scope: &scopes,
-            groups,
+            groups: &groups,
             exp: exp_number(exp),
         };
         // A borrowed struct straight to bytes (no JSON tree), shrunk to fit: it is kept per entry.
@@ -107,10 +113,10 @@ impl Identity {
         Identity {
             sub: sub.into(),
             issuer: claims.iss.as_deref().unwrap_or_default().into(),
-            username: claims.username.as_deref().map(Into::into),
+            username: username.map(Into::into),
             client_id: client_id.into(),
-            groups: groups.iter().map(|g| g.as_str().into()).collect(),
-            scopes: scopes.iter().map(|&s| s.into()).collect(),
+            groups,
+            scopes,
             kind,
             exp,
             json,
@@ -125,8 +131,8 @@ struct CallerJson<'a> {
     username: Option<&'a str>,
     client_id: &'a str,
     kind: &'a str,
-    scope: &'a [&'a str],
-    groups: &'a [String],
+    scope: &'a [Box<str>],
+    groups: &'a [Box<str>],
     exp: serde_json::Number,
 }
 
@@ -148,7 +154,7 @@ mod tests {
 
     fn identity(claims: &serde_json::Value) -> Identity {
         let tok = raw_token(&json!({"kid": "k", "alg": "RS256"}), claims, b"s");
-        Identity::from_claims(jwt::parse(&tok).unwrap().claims)
+        Identity::from_claims(&jwt::parse(&tok, &mut Vec::new()).unwrap().claims)
     }
 
     #[test]

@@ -9,7 +9,9 @@
 use serde::Deserialize;
 use std::time::Duration;
 
-use crate::jose::{decode_strict, json_object, non_null, present, split};
+use crate::jose::{
+    decode_strict_into, decoded_len_max, json_object, non_null, present, split, Text,
+};
 use crate::rejection::Rejection;
 
 /// Rule 1: tokens above this size are refused before any decoding.
@@ -18,29 +20,30 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// bytes; the bound keeps a flood of invented kids small wherever they are held.
 pub const MAX_KID_LEN: usize = 128;
 
-/// A token that passed rules 1 and 2, ready for the signature check.
+/// A token that passed rules 1 and 2, ready for the signature check. It
+/// borrows the token and the buffer its parts were decoded into.
 #[derive(Debug)]
 pub struct Parsed<'t> {
     /// The header's `kid`.
-    pub kid: String,
+    pub kid: Text<'t>,
     /// The bytes the signature covers: `header.payload` as received.
     pub signing_input: &'t [u8],
     /// The signature, decoded from its base64url part.
-    pub signature: Vec<u8>,
+    pub signature: &'t [u8],
     /// The payload's claims, type-checked but not yet trusted.
-    pub claims: Claims,
+    pub claims: Claims<'t>,
 }
 
 /// The JOSE header members we look at; anything else is ignored.
 #[derive(Deserialize)]
-struct Header {
-    #[serde(default, deserialize_with = "non_null")]
-    alg: Option<String>,
-    #[serde(default, deserialize_with = "non_null")]
-    kid: Option<String>,
-    #[serde(default, deserialize_with = "non_null")]
+struct Header<'a> {
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    alg: Option<Text<'a>>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    kid: Option<Text<'a>>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
     #[allow(dead_code)] // type-checked only
-    typ: Option<String>,
+    typ: Option<Text<'a>>,
     /// RFC 7515 4.1.11: extensions we do not understand must be refused.
     #[serde(default, deserialize_with = "present")]
     crit: bool,
@@ -48,8 +51,9 @@ struct Header {
 
 /// The claims of a Cognito access token, each with the type rule 1 demands.
 /// A claim of the wrong type (an `exp` string, a `null` `sub`) fails parsing.
+/// Strings borrow the decoded payload.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Claims {
+pub struct Claims<'a> {
     /// Expiry, seconds since the epoch.
     #[serde(default, deserialize_with = "non_null")]
     pub exp: Option<f64>,
@@ -61,30 +65,35 @@ pub struct Claims {
     #[allow(dead_code)] // type-checked only
     pub iat: Option<f64>,
     /// Issuer.
-    #[serde(default, deserialize_with = "non_null")]
-    pub iss: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub iss: Option<Text<'a>>,
     /// Subject: the user's id.
-    #[serde(default, deserialize_with = "non_null")]
-    pub sub: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub sub: Option<Text<'a>>,
     /// The app client the token was issued to.
-    #[serde(default, deserialize_with = "non_null")]
-    pub client_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub client_id: Option<Text<'a>>,
     /// `access` for access tokens.
-    #[serde(default, deserialize_with = "non_null")]
-    pub token_use: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub token_use: Option<Text<'a>>,
     /// Space-separated OAuth scopes.
-    #[serde(default, deserialize_with = "non_null")]
-    pub scope: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub scope: Option<Text<'a>>,
     /// Token id.
-    #[serde(default, deserialize_with = "non_null")]
+    #[serde(default, borrow, deserialize_with = "non_null")]
     #[allow(dead_code)] // type-checked only
-    pub jti: Option<String>,
+    pub jti: Option<Text<'a>>,
     /// The user's name.
-    #[serde(default, deserialize_with = "non_null")]
-    pub username: Option<String>,
+    #[serde(default, borrow, deserialize_with = "non_null")]
+    pub username: Option<Text<'a>>,
     /// The user's Cognito groups.
-    #[serde(default, rename = "cognito:groups", deserialize_with = "non_null")]
-    pub groups: Option<Vec<String>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "cognito:groups",
+        deserialize_with = "non_null"
+    )]
+    pub groups: Option<Vec<Text<'a>>>,
     /// Whether an `aud` member is present at all (an ID token's shape).
     #[serde(default, deserialize_with = "present")]
     pub aud: bool,
@@ -101,13 +110,26 @@ pub struct Expected {
     pub leeway: Duration,
 }
 
-/// Rules 1 and 2: everything that can be checked without a key.
-pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
+/// Rules 1 and 2: everything that can be checked without a key. The three
+/// parts are decoded into `scratch` (one allocation for all of them, reused
+/// if the caller keeps it), which the result borrows.
+pub fn parse<'t>(token: &'t str, scratch: &'t mut Vec<u8>) -> Result<Parsed<'t>, Rejection> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejection::TokenTooLarge);
     }
     let parts = split(token).ok_or(Rejection::MalformedToken)?;
-    let header: Header = json_object(&decode(parts.header)?).ok_or(Rejection::InvalidHeader)?;
+    let header_len = decoded_len_max(parts.header);
+    let payload_len = decoded_len_max(parts.payload);
+    scratch.clear();
+    scratch.resize(
+        header_len + payload_len + decoded_len_max(parts.signature),
+        0,
+    );
+    let (header_out, rest) = scratch.split_at_mut(header_len);
+    let (payload_out, signature_out) = rest.split_at_mut(payload_len);
+
+    let header: Header =
+        json_object(decode(parts.header, header_out)?).ok_or(Rejection::InvalidHeader)?;
     if header.alg.as_deref() != Some("RS256") || header.crit {
         return Err(Rejection::UnsupportedAlg);
     }
@@ -115,8 +137,9 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
     if kid.len() > MAX_KID_LEN {
         return Err(Rejection::KidTooLong);
     }
-    let claims: Claims = json_object(&decode(parts.payload)?).ok_or(Rejection::InvalidClaims)?;
-    let signature = decode(parts.signature)?;
+    let claims: Claims =
+        json_object(decode(parts.payload, payload_out)?).ok_or(Rejection::InvalidClaims)?;
+    let signature = decode(parts.signature, signature_out)?;
     Ok(Parsed {
         kid,
         signing_input: parts.signing_input.as_bytes(),
@@ -125,12 +148,12 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Rejection> {
     })
 }
 
-/// Strict base64url, or a malformed token.
-fn decode(part: &str) -> Result<Vec<u8>, Rejection> {
-    decode_strict(part).ok_or(Rejection::MalformedToken)
+/// Strict base64url into `out`, or a malformed token.
+fn decode<'o>(part: &str, out: &'o mut [u8]) -> Result<&'o [u8], Rejection> {
+    decode_strict_into(part, out).ok_or(Rejection::MalformedToken)
 }
 
-impl Claims {
+impl Claims<'_> {
     /// Rules 5-7, for claims whose signature has verified. `now` is seconds since the epoch.
     pub fn check(&self, expected: &Expected, now: f64) -> Result<(), Rejection> {
         let leeway = expected.leeway.as_secs_f64();
@@ -150,7 +173,7 @@ impl Claims {
         if self.aud {
             return Err(Rejection::AudiencePresent);
         }
-        match &self.client_id {
+        match self.client_id.as_deref() {
             Some(c) if expected.client_ids.iter().any(|a| a == c) => {}
             _ => return Err(Rejection::WrongClient),
         }
@@ -175,6 +198,13 @@ mod tests {
     use super::*;
     use serde_json::json;
     use testkit::keys::{b64, claims_for, raw_token, ISSUER};
+
+    /// [`super::parse`] with a scratch buffer of its own; both are leaked
+    /// (a test's few bytes) so the result outlives the call.
+    fn parse(token: &str) -> Result<Parsed<'static>, Rejection> {
+        let token = Box::leak(token.to_owned().into_boxed_str());
+        super::parse(token, Box::leak(Box::default()))
+    }
 
     fn header() -> serde_json::Value {
         json!({"kid": "k1", "alg": "RS256"})
@@ -202,17 +232,15 @@ mod tests {
         assert_eq!(check(|_| {}), Ok(()));
         let tok = raw_token(&header(), &claims_for("client1", NOW + 1.0), b"sig");
         let p = parse(&tok).unwrap();
-        assert_eq!(p.kid, "k1");
+        assert_eq!(&*p.kid, "k1");
         assert_eq!(p.signature, b"sig");
         assert_eq!(p.signing_input, tok.rsplit_once('.').unwrap().0.as_bytes());
         assert_eq!(
             p.claims.scopes().collect::<Vec<_>>(),
             ["aws.cognito.signin.user.admin", "planb/read"]
         );
-        assert_eq!(
-            p.claims.groups.as_deref(),
-            Some(&["admins".to_string()][..])
-        );
+        let groups = p.claims.groups.as_deref().unwrap_or_default();
+        assert_eq!(groups.iter().map(|g| &**g).collect::<Vec<_>>(), ["admins"]);
     }
 
     // Rule 1 -----------------------------------------------------------------

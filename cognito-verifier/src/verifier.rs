@@ -151,8 +151,9 @@ impl Verifier {
     /// The verdict on a request with these headers when it needs no waiting:
     /// a refusal found in the headers, or a token in the verified-token cache
     /// that needs no ALB data checked. `None`: only [`Self::authenticate`] can
-    /// tell (a key to load, a signature to check, ALB data to verify). A miss
-    /// is not counted here: `authenticate` looks again and counts it.
+    /// tell (a key to load, a signature to check, ALB data to verify), and
+    /// always with the cache off. A miss is not counted here: `authenticate`
+    /// looks again and counts it.
     pub fn authenticate_now(
         &self,
         headers: &HeaderMap,
@@ -191,13 +192,18 @@ impl Verifier {
     }
 
     fn decide_now(&self, headers: &HeaderMap) -> Option<Result<Arc<Identity>, Rejection>> {
+        // With no cache every token is verified by `authenticate`, which
+        // reads the headers itself: reading them here too would be wasted.
+        if !self.cache.enabled() {
+            return None;
+        }
         let (token, source) = match token_from(headers) {
             Ok(found) => found,
             Err(why) => return Some(Err(why)),
         };
         // Never verified, a token over the size limit is never in the cache:
         // `authenticate` refuses it.
-        if !self.cache.enabled() || self.alb_for(source).is_some() {
+        if self.alb_for(source).is_some() {
             return None;
         }
         let hit = self.cache.get(token, unix_now())?;
@@ -272,12 +278,13 @@ impl Verifier {
                 return Ok(hit);
             }
         }
-        let parsed = jwt::parse(token)?;
+        let mut scratch = Vec::new();
+        let parsed = jwt::parse(token, &mut scratch)?;
         let pool = self.pool_of(parsed.claims.iss.as_deref())?;
         let jwk = pool.jwks.key(&parsed.kid, None).await?;
-        jwk.verify(parsed.signing_input, &parsed.signature)?;
+        jwk.verify(parsed.signing_input, parsed.signature)?;
         parsed.claims.check(&pool.expected, now)?;
-        let verified = Arc::new(Identity::from_claims(parsed.claims));
+        let verified = Arc::new(Identity::from_claims(&parsed.claims));
         self.cache.insert(token, verified.clone());
         Ok(verified)
     }
@@ -392,6 +399,23 @@ mod tests {
             "{none:?}"
         );
         assert_eq!(metrics.failures(Rejection::MissingToken), 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_cache_authenticate_decides_everything_and_counts_once() {
+        let server = KeyServer::jwks(&[test_key(0)]).await;
+        let (auth, metrics) = authenticator(&server, 0).await;
+        let mut headers = HeaderMap::new();
+        assert!(auth.authenticate_now(&headers).is_none());
+        assert_eq!(
+            auth.authenticate(&headers).await.unwrap_err(),
+            Rejection::MissingToken
+        );
+        assert_eq!(metrics.failures(Rejection::MissingToken), 1);
+        let tok = test_key(0).sign(&good_claims());
+        headers.insert("authorization", format!("Bearer {tok}").parse().unwrap());
+        assert!(auth.authenticate_now(&headers).is_none());
+        assert_eq!(&*auth.authenticate(&headers).await.unwrap().sub, SUB);
     }
 
     #[tokio::test]
