@@ -114,11 +114,11 @@ fn timestamp(line: &mut Vec<u8>, now: SystemTime) {
     let (seconds, micros) = (since_epoch.as_secs(), since_epoch.subsec_micros());
     SECOND.with_borrow_mut(|(second, text)| {
         if *second != seconds {
-            let whole =
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds));
             // `YYYY-MM-DDTHH:MM:SSZ` for the years 0 to 9999; any other is
             // written in full, uncached.
-            let whole = whole.to_string();
+            let whole =
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds))
+                    .to_string();
             match whole.as_bytes().get(..19) {
                 Some(date_time) if whole.len() == 20 => {
                     text.copy_from_slice(date_time);
@@ -142,16 +142,22 @@ fn timestamp(line: &mut Vec<u8>, now: SystemTime) {
     });
 }
 
-/// `value` as a JSON string. Most strings need no escaping (JSON escapes
-/// only `"`, `\\` and control characters): those are copied as they are.
+/// `value` as a JSON string.
 fn string(line: &mut Vec<u8>, value: &str) {
-    if needs_escape(value) {
-        json(line, value);
-    } else {
-        line.reserve(value.len() + 2);
-        line.push(b'"');
-        line.extend_from_slice(value.as_bytes());
-        line.push(b'"');
+    line.reserve(value.len() + 2);
+    line.push(b'"');
+    escaped(line, value);
+    line.push(b'"');
+}
+
+/// `text` as the inside of a JSON string. Most text needs no escaping (JSON
+/// escapes only `"`, `\\` and control characters): that is copied as it is.
+fn escaped(line: &mut Vec<u8>, text: &str) {
+    if !needs_escape(text) {
+        line.extend_from_slice(text.as_bytes());
+    } else if let Ok(quoted) = serde_json::to_string(text) {
+        // A `str` always serialises; its quotes are the caller's to write.
+        line.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
     }
 }
 
@@ -228,18 +234,12 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// Text written into a JSON string, escaped as [`string`] does.
+/// Text written into a JSON string, escaped on the way.
 struct Escaped<'a>(&'a mut Vec<u8>);
 
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if !needs_escape(s) {
-            self.0.extend_from_slice(s.as_bytes());
-        } else {
-            let quoted = serde_json::to_string(s).map_err(|_| fmt::Error)?;
-            self.0
-                .extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
-        }
+        escaped(self.0, s);
         Ok(())
     }
 }
